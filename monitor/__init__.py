@@ -1,0 +1,23 @@
+"""monitor: watches the news for surveillance technology built into cities and states."""
+
+from .config import FeedConfig, Paths, Settings
+from .core import Monitor, make_monitor
+from .errors import (
+    AlreadyRunning,
+    Blocked,
+    ConfigError,
+    ExtractError,
+    FetchError,
+    MonitorError,
+    ParseError,
+    StorageError,
+    TooLarge,
+)
+from .models import Article, CycleSummary, Entry, FeedResult, Match, Score
+
+__version__ = "0.1.0"
+__all__ = [
+    "AlreadyRunning", "Article", "Blocked", "ConfigError", "CycleSummary", "Entry",
+    "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Match", "Monitor", "MonitorError",
+    "ParseError", "Paths", "Score", "Settings", "StorageError", "TooLarge", "make_monitor",
+]

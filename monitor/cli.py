@@ -1,0 +1,214 @@
+"""The command line: thin commands over the Monitor facade."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from . import logs
+from .config import FeedConfig, Paths
+from .core import Monitor, load_config, make_monitor, score_lines
+from .errors import ConfigError, MonitorError
+from .models import FeedResult
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--feeds", envvar="MONITOR_FEEDS", help="Feed list [default: feeds.yaml].")
+@click.option("--keywords", envvar="MONITOR_KEYWORDS",
+              help="Keyword rules [default: config/keywords.yaml].")
+@click.option("--settings", envvar="MONITOR_SETTINGS",
+              help="Settings [default: config/settings.yaml].")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database [default: from settings].")
+@click.option("-v", "--verbose", is_flag=True, help="Log every feed and page.")
+@click.version_option(package_name="monitor")
+@click.pass_context
+def cli(ctx: click.Context, feeds: str | None, keywords: str | None, settings: str | None,
+        db: str | None, verbose: bool) -> None:
+    """Watch the news for surveillance technology built into cities and states."""
+    ctx.obj = Paths.resolve(feeds, keywords, settings, db)
+    logs.setup(logging.INFO if verbose else logging.WARNING)
+
+
+def _open(ctx: click.Context, *, need_feeds: bool = True) -> Monitor:
+    try:
+        monitor = make_monitor(ctx.obj, need_feeds=need_feeds)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    if monitor.settings.log_format == "json":
+        logs.setup(logging.getLogger("monitor").level, as_json=True)
+    ctx.call_on_close(monitor.close)
+    return monitor
+
+
+def _run_poll(monitor: Monitor, feeds: int, allow_private: bool | None = None) -> str:
+    if not sys.stderr.isatty():
+        return monitor.poll_once(allow_private=allow_private).line()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), transient=True) as bar:
+        task = bar.add_task("", total=feeds)
+
+        def advance(result: FeedResult) -> None:
+            bar.update(task, advance=1, description=result.url[-50:])
+
+        return monitor.poll_once(advance, allow_private=allow_private).line()
+
+
+@cli.command()
+@click.option("--once", is_flag=True, required=True, help="Run one cycle and exit.")
+@click.pass_context
+def poll(ctx: click.Context, once: bool) -> None:
+    """Poll every enabled feed once: fetch, extract, score, store."""
+    monitor = _open(ctx)
+    click.echo(_run_poll(monitor, sum(1 for f in monitor.config.feeds if f.enabled)))
+
+
+@cli.command()
+@click.option("--date", "day", callback=_date, help="Day (YYYY-MM-DD) in the configured "
+              "time zone [default: today].")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.pass_context
+def digest(ctx: click.Context, day: date | None, fmt: str, out: str | None) -> None:
+    """The flagged stories of a day, highest score first."""
+    monitor = _open(ctx, need_feeds=False)
+    text = monitor.render_digest(day, fmt)
+    if out:
+        from .atomic import write_text
+
+        write_text(Path(out), text)
+    else:
+        click.echo(text)
+
+
+@cli.command()
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.pass_context
+def score(ctx: click.Context, file) -> None:  # noqa: ANN001
+    """Score JSON lines {id, title, text} from FILE (or stdin) without the network.
+
+    Writes one JSON line {id, score, flagged, matches} per input line, in the same order."""
+    try:
+        config = load_config(ctx.obj, need_feeds=False)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    for line in score_lines(config.rules, file):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("article")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def explain(ctx: click.Context, article: str, fmt: str) -> None:
+    """Why ARTICLE (id or URL) scored as it did: every matched term and its contribution."""
+    monitor = _open(ctx, need_feeds=False)
+    row = monitor.explain(article)
+    if row is None:
+        click.echo(f"error: no article {article!r} in {monitor.store.path}", err=True)
+        ctx.exit(1)
+    s = row["explanation"]
+    if fmt == "json":
+        click.echo(json.dumps({"id": row["id"], "url": row["url"], "title": row["title"],
+                               "score": s.score, "flagged": s.flagged, "reason": s.reason,
+                               "matches": [m.as_dict() for m in s.matches], "tags": s.tags},
+                              ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{row['title']}[/bold]\n{row['url']}", markup=True, highlight=False)
+    console.print(f"score {s.score:.2f} · {'FLAGGED' if s.flagged else 'not flagged'} · "
+                  f"{s.reason}", highlight=False)
+    table = Table("term", "concept", "field", "count", "contribution")
+    for m in s.matches:
+        table.add_row(m.term, m.concept, m.field, str(m.count), f"{m.contribution:+.2f}")
+    console.print(table)
+    for kind, values in s.tags.items():
+        console.print(f"{kind}: {', '.join(values)}", highlight=False)
+
+
+@cli.command()
+@click.option("--since", callback=_date, help="Only articles from this day on (YYYY-MM-DD).")
+@click.option("--dry-run", is_flag=True, help="List what would change; change nothing.")
+@click.pass_context
+def rescore(ctx: click.Context, since: date | None, dry_run: bool) -> None:
+    """Apply the current keywords to stored articles."""
+    monitor = _open(ctx, need_feeds=False)
+    changes = monitor.rescore(since, dry_run=dry_run)
+    for c in changes:
+        verb = "enters" if c["now"] else "leaves"
+        click.echo(f"{verb} the digest: [{c['id']}] {c['title']} ({c['score']:.1f}; {c['reason']})")
+    click.echo(f"{len(changes)} stories {'would change' if dry_run else 'changed'}")
+
+
+@cli.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate feeds.yaml, keywords.yaml and settings.yaml; exit 0 or 2."""
+    try:
+        config = load_config(ctx.obj)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    click.echo(f"ok: {len(config.feeds)} feeds, {len(config.rules.concepts)} concepts")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text")
+@click.pass_context
+def demo(ctx: click.Context, fmt: str) -> None:
+    """Run the whole job offline against sample feeds served on 127.0.0.1."""
+    from .demo import DemoServer
+
+    paths: Paths = ctx.obj
+    with tempfile.TemporaryDirectory(prefix="monitor-demo-") as tmp, DemoServer() as server:
+        db = paths.db or Path(tmp) / "demo.db"
+        demo_paths = Paths(feeds=Path(tmp) / "none.yaml", keywords=paths.keywords,
+                           settings=paths.settings, db=db)
+        try:
+            monitor = make_monitor(demo_paths, need_feeds=False)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        try:
+            monitor.config.feeds = [FeedConfig(url=url, name=name)
+                                    for name, url in server.feed_urls]
+            click.echo(f"demo: serving {len(server.feed_urls)} sample feeds on {server.base}",
+                       err=True)
+            click.echo("demo: " + _run_poll(monitor, len(server.feed_urls), allow_private=True),
+                       err=True)
+            click.echo("demo: second poll (nothing changed): "
+                       + monitor.poll_once(allow_private=True).line(), err=True)
+            day = server.now.astimezone(ZoneInfo(monitor.settings.timezone)).date()
+            click.echo(monitor.render_digest(day, fmt))
+        finally:
+            monitor.close()
+
+
+def main() -> None:
+    cli(prog_name="monitor")

@@ -1,0 +1,186 @@
+"""Configuration: feeds.yaml, config/settings.yaml and config/keywords.yaml.
+
+Every setting is declared once, in :class:`Settings`, with its default and its help text; the
+YAML files override defaults key by key. Validation errors name file:line and key path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from . import yamlfile
+from .errors import ConfigError
+
+PACKAGED_KEYWORDS = Path(__file__).parent / "defaults" / "keywords.yaml"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """30 -> 30.0 seconds; '90s', '15m', '2h', '1d' -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '15m', '2h'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        raise ValueError("expected a duration such as 30, '15m', '2h'")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not an http(s) URL")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    return value.strip()
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return str(value)
+
+
+def _clock(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError("expected a time of day as 'HH:MM' (quoted)")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+TimeZone = Annotated[str, BeforeValidator(_timezone)]
+Clock = Annotated[str, BeforeValidator(_clock)]
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FeedConfig(BaseModel):
+    model_config = _STRICT
+    url: HttpUrl
+    name: str = Field(min_length=1)
+    tags: list[str] = []
+    language: str | None = None
+    interval: Duration | None = Field(None, description="overrides settings.default_interval")
+    enabled: bool = True
+
+
+class FeedsFile(BaseModel):
+    model_config = _STRICT
+    feeds: list[FeedConfig] = []
+
+
+class EmailSettings(BaseModel):
+    model_config = _STRICT
+    host: str | None = Field(None, description="SMTP server; no host means no email")
+    port: int = Field(587, description="SMTP port")
+    tls: Literal["starttls", "ssl", "none"] = Field("starttls", description="how to secure SMTP")
+    user: str | None = Field(None, description="SMTP login; the password is read from "
+                             "the environment variable MONITOR_SMTP_PASSWORD")
+    sender: str | None = Field(None, alias="from", description="From: address")
+    to: list[str] = Field([], description="recipients")
+
+
+class Settings(BaseModel):
+    """Every setting, its default and what it does. config/settings.yaml overrides any of them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    database: str = Field("monitor.db", description="SQLite file (relative to the current directory)")
+    timezone: TimeZone = Field("UTC", description="time zone of the digest's day")
+    user_agent: str = Field(
+        "monitor/0.1 (+https://github.com/monitor-surveillance/monitor; news monitor)",
+        description="User-Agent sent with every request")
+    default_interval: Duration = Field(3600.0, description="seconds between polls of a feed "
+                                       "(or '30m', '2h'); a feed's own interval wins")
+    jitter: float = Field(0.1, ge=0, le=0.5, description="random share of the interval added to "
+                          "each poll time, so feeds do not poll in lockstep")
+    connect_timeout: Duration = Field(10.0, description="seconds to open a connection")
+    read_timeout: Duration = Field(20.0, description="seconds of silence before a read fails")
+    request_deadline: Duration = Field(60.0, description="wall-clock limit for one whole request, "
+                                       "body included (stops servers that trickle)")
+    max_redirects: int = Field(5, ge=0, le=20, description="redirects followed per request")
+    max_feed_bytes: int = Field(10_000_000, gt=0, description="decoded size cap for a feed")
+    max_page_bytes: int = Field(5_000_000, gt=0, description="decoded size cap for an article page")
+    concurrency: int = Field(16, ge=1, le=256, description="requests in flight at once")
+    per_host_limit: int = Field(2, ge=1, le=32, description="requests in flight to one host")
+    extract_workers: int = Field(0, ge=0, le=64, description="processes extracting articles; "
+                                 "0 = one per core")
+    fetch_articles: bool = Field(True, description="fetch and extract each new entry's page; "
+                                 "off = score the feed's summary only")
+    allow_private_addresses: bool = Field(False, description="let links from feed content lead "
+                                          "to loopback, private and link-local addresses")
+    max_entries_per_feed: int = Field(10_000, ge=1, description="entries read from one feed body")
+    max_backoff: Duration = Field(86400.0, description="longest wait after repeated failures")
+    poll_deadline: Duration = Field(600.0, description="wall-clock limit for one feed's whole "
+                                    "poll (feed plus its new pages)")
+    digest_time: Clock = Field("07:00", description="local time the daily digest is written")
+    digest_dir: str = Field("digests", description="folder for daily digest files (relative to "
+                            "the current directory)")
+    log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
+    email: EmailSettings = Field(EmailSettings(), description="SMTP delivery of the digest")
+
+
+@dataclass(frozen=True)
+class Paths:
+    feeds: Path
+    keywords: Path
+    settings: Path
+    db: Path | None = None  # an explicit --db / MONITOR_DB wins over settings.database
+
+    @classmethod
+    def resolve(cls, feeds: str | None = None, keywords: str | None = None,
+                settings: str | None = None, db: str | None = None) -> Paths:
+        env = os.environ.get
+        db = db or env("MONITOR_DB")
+        rules = Path(keywords or env("MONITOR_KEYWORDS") or "config/keywords.yaml")
+        if not (keywords or env("MONITOR_KEYWORDS")) and not rules.exists():
+            rules = PACKAGED_KEYWORDS  # outside a checkout: the shipped defaults
+        return cls(Path(feeds or env("MONITOR_FEEDS") or "feeds.yaml"), rules,
+                   Path(settings or env("MONITOR_SETTINGS") or "config/settings.yaml"),
+                   Path(db) if db else None)
+
+
+def validate(doc: yamlfile.Document, model: type[BaseModel]) -> Any:
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", file=doc.file, line=1)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-"))
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise doc.error(loc, message) from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Defaults, overridden by the file when it exists."""
+    if not path.exists():
+        return Settings()
+    return validate(yamlfile.load(path), Settings)
+
+
+def load_feeds(path: Path) -> tuple[FeedConfig, ...]:
+    doc = yamlfile.load(path)
+    feeds: tuple[FeedConfig, ...] = validate(doc, FeedsFile).feeds
+    seen: dict[str, int] = {}
+    for i, feed in enumerate(feeds):
+        if feed.url in seen:
+            raise doc.error(("feeds", i, "url"), f"duplicate of feeds[{seen[feed.url]}].url")
+        seen[feed.url] = i
+    return feeds

@@ -1,0 +1,6 @@
+"""Building the digest (pure) and rendering it (text, Markdown, JSON)."""
+
+from .build import Digest, Story, build_digest, day_bounds
+from .render import FORMATS, render
+
+__all__ = ["FORMATS", "Digest", "Story", "build_digest", "day_bounds", "render"]

@@ -1,0 +1,70 @@
+"""The exception tree. Every error `monitor` raises on purpose is a MonitorError::
+
+    MonitorError
+    ├── ConfigError        a YAML file is invalid (carries file, line, key path)
+    ├── FetchError         a URL could not be fetched (carries url, status)
+    │   ├── TooLarge       the decoded body passed the size cap
+    │   └── Blocked        the address or scheme is not allowed
+    ├── ParseError         bytes that are not a feed (carries url)
+    ├── ExtractError       a page that yields no article text (carries url)
+    ├── StorageError       the database refused a write (disk full, locked too long)
+    └── AlreadyRunning     another service holds the database lock
+
+Library errors are wrapped where they enter: ``raise FetchError(url, ...) from exc``.
+Expected failures are logged as one line from ``str(error)``; no traceback.
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Root of every error `monitor` raises on purpose."""
+
+
+class ConfigError(MonitorError):
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.message, self.file, self.line, self.key = message, file, line, key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class FetchError(MonitorError):
+    def __init__(self, url: str, reason: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        self.url, self.reason, self.status, self.retry_after = url, reason, status, retry_after
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.reason}"
+
+
+class TooLarge(FetchError):
+    pass
+
+
+class Blocked(FetchError):
+    pass
+
+
+class ParseError(MonitorError):
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"{url}: {reason}")
+
+
+class ExtractError(ParseError):
+    pass
+
+
+class StorageError(MonitorError):
+    pass
+
+
+class AlreadyRunning(MonitorError):
+    pass

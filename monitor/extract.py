@@ -1,0 +1,92 @@
+"""Page bytes -> article text and metadata, with trafilatura. Pure: no network, no database.
+
+Runs in worker processes, so everything here is a top-level function of plain arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import trafilatura
+
+from .errors import ExtractError
+from .models import Page
+
+HTML_TYPES = {"", "text/html", "application/xhtml+xml", "text/xml", "application/xml",
+              "text/plain", "application/octet-stream"}
+_HTML_LANG = re.compile(rb"""<html[^>]*\slang\s*=\s*["']?([a-zA-Z]{2,3})""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
+MIN_TEXT = 80  # fewer characters is a stub, not an article
+
+
+def sniff_refusal(content: bytes, content_type: str) -> str | None:
+    """Why these bytes are not an HTML article, or None when they may be."""
+    head = content[:1024].lstrip()
+    if head.startswith(b"%PDF"):
+        return "a PDF, not an article page"
+    if head[:8] in (b"\x89PNG\r\n\x1a\n",) or head[:3] == b"\xff\xd8\xff" or head[:4] == b"GIF8":
+        return "an image, not an article page"
+    if content_type not in HTML_TYPES:
+        return f"content type {content_type} is not an article page"
+    if not content.strip():
+        return "empty page"
+    return None
+
+
+def decode_html(content: bytes, declared: str | None) -> str:
+    """Bytes -> text. Valid UTF-8 wins (servers often mislabel it), then the charset the page
+    or the server declares, then a lenient fallback."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    m = _META_CHARSET.search(content[:4096])
+    for name in (m.group(1).decode("ascii", "ignore") if m else None, declared):
+        if not name or name.lower().replace("-", "") in ("utf8",):
+            continue
+        name = {"gb2312": "gb18030", "gbk": "gb18030", "iso88591": "cp1252",
+                "latin1": "cp1252"}.get(name.lower().replace("-", "").replace("_", ""), name)
+        try:
+            return content.decode(name)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    from charset_normalizer import from_bytes  # a trafilatura dependency
+
+    best = from_bytes(content[:200_000]).best()
+    return str(best) if best is not None else content.decode("cp1252", "replace")
+
+
+def extract_page(content: bytes, url: str, content_type: str = "", charset: str | None = None,
+                 fast: bool = False) -> Page:
+    """Extract the article of one page; raise ExtractError with the reason when there is none."""
+    refusal = sniff_refusal(content, content_type)
+    if refusal:
+        raise ExtractError(url, refusal)
+    html = decode_html(content, charset)
+    try:
+        doc = trafilatura.bare_extraction(
+            html, url=url, fast=fast, include_comments=False, include_tables=True,
+            with_metadata=True, deduplicate=False)
+    except Exception as exc:  # trafilatura raises many kinds on hostile markup
+        raise ExtractError(url, f"extraction failed: {type(exc).__name__}") from None
+    if doc is None or not (doc.text or "").strip():
+        raise ExtractError(url, "no article text found")
+    text = doc.text.strip()
+    language = doc.language or None
+    if language is None and (m := _HTML_LANG.search(content[:4096])):
+        language = m.group(1).decode("ascii").lower()
+    if len(text) < MIN_TEXT:
+        raise ExtractError(url, f"only {len(text)} characters of text")
+    return Page(text=text, title=doc.title or None, author=doc.author or None,
+                published=_date(doc.date), language=language)
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,125 @@
+"""Feed bytes -> entries. Pure: no network, no database.
+
+feedparser is only ever given bytes, never a URL, so it cannot fetch anything itself.
+Titles and summaries come out as plain text, links only when http(s), lengths capped.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import feedparser
+
+from .errors import ParseError
+from .models import Entry, ParsedFeed
+
+MAX_TITLE = 1000
+MAX_SUMMARY = 20_000
+OLDEST = datetime(1990, 1, 1, tzinfo=UTC)  # earlier dates are placeholders (0 -> 1970)
+_TRACKING = re.compile(r"^(utm_\w*|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|"
+                       r"_hsmi|mkt_tok|ref_src|cmpid|ncid|oly_\w+|rss|ito)$", re.I)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"[ \t\r\f\v]+")
+
+
+def canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """An http(s) URL without tracking parameters, fragment or default port; else None."""
+    if not url:
+        return None
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if port and not (scheme, port) in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not _TRACKING.match(k)]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+def to_text(markup: str | None, limit: int) -> str:
+    """Markup -> one plain-text string (scripts and tags dropped, entities decoded)."""
+    if not markup:
+        return ""
+    text = re.sub(r"(?is)<(script|style)\b.*?(</\1\s*>|$)", " ", markup[: limit * 4])
+    text = html.unescape(_TAG.sub(" ", text))
+    text = "\n".join(_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", text).strip()[:limit]
+
+
+def _date(entry: Any, fetched: datetime) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if value:
+            try:
+                when = datetime.fromtimestamp(calendar.timegm(value), UTC)
+            except (OverflowError, ValueError, TypeError):
+                continue
+            if when < OLDEST:
+                return None
+            return min(when, fetched)  # a date in the future is clamped to the fetch time
+    return None
+
+
+def parse_feed(content: bytes, url: str, *, content_type: str | None = None,
+               fetched: datetime | None = None, max_entries: int = 10_000) -> ParsedFeed:
+    """Parse feed bytes. Raises ParseError when the bytes are not a feed at all."""
+    fetched = fetched or datetime.now(UTC)
+    if not content.strip():
+        raise ParseError(url, "not a feed: empty body")
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True,
+                              resolve_relative_uris=True)
+    if not parsed.get("version") and not parsed.entries:
+        why = parsed.get("bozo_exception")
+        raise ParseError(url, "not a feed" + (f" ({_short(why)})" if why else ""))
+    warning = f"malformed feed, read what could be read: {_short(parsed.bozo_exception)}" \
+        if parsed.get("bozo") and parsed.get("bozo_exception") else None
+    base = parsed.feed.get("link") or url
+    entries: dict[str, Entry] = {}
+    for raw in parsed.entries[:max_entries]:
+        entry = _entry(raw, url, base, fetched)
+        entries.setdefault(entry.guid, entry)  # duplicate guids inside one feed: first wins
+    title = to_text(parsed.feed.get("title"), MAX_TITLE) or None
+    return ParsedFeed(title=title, entries=tuple(entries.values()), warning=warning)
+
+
+def _entry(raw: Any, feed_url: str, base: str, fetched: datetime) -> Entry:
+    link = canonical_url(raw.get("link"), base)
+    if link is None:
+        for alt in raw.get("links", []):
+            if alt.get("rel", "alternate") == "alternate":
+                link = canonical_url(alt.get("href"), base)
+                if link:
+                    break
+    title = to_text(raw.get("title"), MAX_TITLE)
+    summary_html = raw.get("summary") or ""
+    if not summary_html and raw.get("content"):
+        summary_html = raw["content"][0].get("value", "")
+    summary = to_text(summary_html, MAX_SUMMARY)
+    guid = (raw.get("id") or "").strip()[:2000] or link or "sha1:" + hashlib.sha1(
+        f"{feed_url}\n{title}\n{summary}".encode()).hexdigest()
+    author = to_text(raw.get("author"), 300) or None
+    return Entry(feed_url=feed_url, guid=guid, url=link, title=title or (link or "(untitled)"),
+                 summary=summary, author=author, published=_date(raw, fetched))
+
+
+def _short(exc: object) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,186 @@
+"""HTTP for feeds and pages: httpx with the protections it leaves to the caller.
+
+- a wall-clock deadline per request, body included (httpx only has per-phase timeouts);
+- a cap on the *decoded* body size (gzip/deflate/brotli bombs, endless bodies);
+- redirects followed by hand, bounded, http(s) only, each hop re-checked;
+- for URLs that come from feed content: no loopback/private/link-local/metadata addresses,
+  checked on the address actually connected to, before the request is sent;
+- conditional GET with stored validators; a global and a per-host concurrency limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from time import time
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .config import Settings
+from .errors import Blocked, FetchError, TooLarge
+
+REDIRECTS = {301, 302, 303, 307, 308}
+PERMANENT = {301, 308}
+_BLOCKED_NETS = [ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "fc00::/7", "fe80::/10", "::/128",
+)]
+
+
+def is_public_address(host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not any(ip in net for net in _BLOCKED_NETS)
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str  # after redirects
+    status: int
+    content: bytes
+    content_type: str
+    charset: str | None
+    etag: str | None
+    last_modified: str | None
+    moved_to: str | None = None  # set when a permanent redirect moved the requested URL
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def parse_retry_after(value: str | None, now: float | None = None, cap: float = 86400) -> float | None:
+    """Seconds to wait, from '120' or an HTTP date; None for garbage."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), cap)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, min(when.timestamp() - (now or time()), cap))
+
+
+class Fetcher:
+    """One per poll cycle (or service). Use as ``async with Fetcher(settings) as f``."""
+
+    def __init__(self, settings: Settings, *, allow_private: bool | None = None) -> None:
+        self.settings = settings
+        self.allow_private = settings.allow_private_addresses if allow_private is None \
+            else allow_private
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.per_host_limit))
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": settings.user_agent},
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(max_connections=settings.concurrency,
+                                max_keepalive_connections=settings.concurrency),
+            follow_redirects=False, trust_env=False,
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def get(self, url: str, *, max_bytes: int, trusted: bool = False,
+                  etag: str | None = None, last_modified: str | None = None,
+                  accept: str = "*/*") -> Response:
+        """GET *url*; raise FetchError (or TooLarge / Blocked) on any failure or non-2xx/304.
+
+        *trusted* URLs (the user's feeds.yaml) may point anywhere; untrusted ones, and every
+        redirect of theirs, must reach public addresses unless allow_private_addresses.
+        """
+        headers = {"Accept": accept}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        host = urlsplit(url).hostname or ""
+        try:
+            async with self._global, self._hosts[host]:
+                async with asyncio.timeout(self.settings.request_deadline):
+                    return await self._follow(url, headers, max_bytes, trusted)
+        except TimeoutError:
+            raise FetchError(url, f"timed out after {self.settings.request_deadline:g}s") from None
+        except httpx.TimeoutException as exc:
+            raise FetchError(url, f"timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(url, _describe(exc)) from None
+
+    async def _follow(self, url: str, headers: dict[str, str], max_bytes: int,
+                      trusted: bool) -> Response:
+        moved_to = None
+        current = url
+        permanent_so_far = True
+        for hop in range(self.settings.max_redirects + 1):
+            check = not (trusted and hop == 0) and not self.allow_private
+            if urlsplit(current).scheme not in ("http", "https"):
+                raise Blocked(url, f"redirect to a non-http(s) URL refused: {current[:200]}")
+            async with self._client.stream("GET", current, headers=headers,
+                                           extensions=self._guard(current) if check else {}) as r:
+                if r.status_code in REDIRECTS and "location" in r.headers:
+                    permanent_so_far = permanent_so_far and r.status_code in PERMANENT
+                    current = urljoin(current, r.headers["location"])
+                    if permanent_so_far:
+                        moved_to = current
+                    continue
+                if r.status_code == 304:
+                    return self._response(url, r, b"", moved_to)
+                if r.status_code >= 300 or r.status_code < 200:
+                    raise FetchError(url, f"HTTP {r.status_code}", status=r.status_code,
+                                     retry_after=parse_retry_after(r.headers.get("retry-after"),
+                                                                   cap=self.settings.max_backoff))
+                declared = r.headers.get("content-length", "")
+                if declared.isdigit() and "content-encoding" not in r.headers \
+                        and int(declared) > max_bytes:
+                    raise TooLarge(url, f"body of {declared} bytes is over the "
+                                        f"{max_bytes}-byte cap", status=r.status_code)
+                chunks, size = [], 0
+                async for chunk in r.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
+                                       status=r.status_code)
+                    chunks.append(chunk)
+                return self._response(current, r, b"".join(chunks), moved_to)
+        raise FetchError(url, f"more than {self.settings.max_redirects} redirects")
+
+    def _guard(self, url: str) -> dict[str, object]:
+        async def trace(event: str, info: dict[str, object]) -> None:
+            if event == "connection.connect_tcp.complete":
+                stream = info.get("return_value")
+                addr = stream.get_extra_info("server_addr") if stream is not None else None
+                if addr and not is_public_address(str(addr[0])):
+                    raise Blocked(url, f"refused: {addr[0]} is a private or loopback address")
+        return {"trace": trace}
+
+    @staticmethod
+    def _response(url: str, r: httpx.Response, content: bytes, moved_to: str | None) -> Response:
+        ctype = r.headers.get("content-type", "")
+        return Response(url=url, status=r.status_code, content=content,
+                        content_type=ctype.split(";")[0].strip().lower(), charset=r.charset_encoding,
+                        etag=r.headers.get("etag"), last_modified=r.headers.get("last-modified"),
+                        moved_to=moved_to)
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, Blocked):
+        return cause.reason
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

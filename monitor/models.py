@@ -1,0 +1,110 @@
+"""Plain data passed between the stages. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a feed, as the feed describes it."""
+
+    feed_url: str
+    guid: str
+    url: str | None  # canonical http(s) link, tracking parameters removed
+    title: str
+    summary: str
+    author: str | None
+    published: datetime | None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    entries: tuple[Entry, ...]
+    warning: str | None = None  # feed was malformed but readable
+
+
+@dataclass(frozen=True)
+class Page:
+    """An article page extracted to text."""
+
+    text: str
+    title: str | None = None
+    author: str | None = None
+    published: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One term found in an article, and what it added to the score."""
+
+    term: str
+    concept: str
+    field: str
+    count: int
+    contribution: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"term": self.term, "concept": self.concept, "field": self.field,
+                "count": self.count, "contribution": round(self.contribution, 3)}
+
+
+@dataclass(frozen=True)
+class Score:
+    score: float
+    flagged: bool
+    matches: tuple[Match, ...] = ()
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    reason: str = ""  # why it is (not) flagged, in one line
+
+
+@dataclass(frozen=True)
+class Article:
+    """An entry with its page text (or the feed summary when the page failed) and its score."""
+
+    entry: Entry
+    text: str
+    title: str
+    author: str | None
+    published: datetime | None
+    language: str | None
+    extract_error: str | None
+    score: Score | None = None
+
+
+@dataclass
+class FeedResult:
+    """What one poll of one feed did. A failure is a result, not a crash."""
+
+    url: str
+    status: str  # ok | unchanged | failed
+    http_status: int | None = None
+    error: str | None = None
+    new_articles: int = 0
+    flagged: int = 0
+    warning: str | None = None
+
+
+@dataclass
+class CycleSummary:
+    results: list[FeedResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def new_articles(self) -> int:
+        return sum(r.new_articles for r in self.results)
+
+    @property
+    def flagged(self) -> int:
+        return sum(r.flagged for r in self.results)
+
+    def line(self) -> str:
+        return (f"{len(self.results)} feeds: {self.count('ok')} ok, {self.count('failed')} failed, "
+                f"{self.count('unchanged')} unchanged; {self.new_articles} new articles, "
+                f"{self.flagged} flagged in {self.seconds:.1f}s")

@@ -1,0 +1,168 @@
+"""One poll cycle: due feeds -> fetch -> parse -> new entries -> pages -> extract -> score ->
+store. The only stage that drives I/O; parsing, extraction and scoring are pure functions.
+
+Fetching is concurrent (asyncio + httpx, bounded globally and per host); extraction runs in
+worker processes sized to the cores; each feed's articles are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+
+from .config import FeedConfig, Settings
+from .errors import ExtractError, FetchError, MonitorError, ParseError
+from .extract import extract_page
+from .feeds import parse_feed
+from .fetch import Fetcher
+from .models import Article, CycleSummary, Entry, FeedResult, Page
+from .scoring import Rules, score
+from .store import Store
+
+log = logging.getLogger("monitor.pipeline")
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
+               "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+
+def make_executor(workers: int) -> Executor | None:
+    """A process pool for extraction; None means extract in a thread of this process."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        return None
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["monitor.extract"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, rules: Rules, store: Store, fetcher: Fetcher,
+                 executor: Executor | None = None) -> None:
+        self.settings, self.rules, self.store = settings, rules, store
+        self.fetcher, self.executor = fetcher, executor
+        self._claimed: set[str] = set()  # guids and URLs taken by a feed in this run
+
+    async def poll(self, feeds: Iterable[FeedConfig],
+                   on_result: Callable[[FeedResult], None] | None = None) -> CycleSummary:
+        started = asyncio.get_running_loop().time()
+        summary = CycleSummary()
+
+        async def one(feed: FeedConfig) -> None:
+            result = await self.poll_feed(feed)
+            summary.results.append(result)
+            if on_result:
+                on_result(result)
+
+        await asyncio.gather(*(one(f) for f in feeds))
+        summary.seconds = asyncio.get_running_loop().time() - started
+        return summary
+
+    async def poll_feed(self, feed: FeedConfig, next_poll_at: datetime | None = None) -> FeedResult:
+        """Poll one feed; every outcome is recorded on its row, nothing raises."""
+        now = datetime.now(UTC)
+        row = self.store.feed(feed.url) or {}
+        result = FeedResult(url=feed.url, status="failed")
+        extra: dict[str, object] = {}
+        try:
+            async with asyncio.timeout(self.settings.poll_deadline):
+                extra = await self._poll(feed, row, now, result)
+        except TimeoutError:
+            result.status, result.error = "failed", \
+                f"poll took longer than {self.settings.poll_deadline:g}s"
+        except FetchError as exc:
+            result.status, result.error, result.http_status = "failed", exc.reason, exc.status
+            extra = {"retry_after": exc.retry_after}
+        except ParseError as exc:
+            result.status, result.error = "failed", exc.reason
+        except MonitorError as exc:
+            result.status, result.error = "failed", str(exc)
+        if result.status == "failed":
+            log.warning("feed failed", extra={"feed": feed.url, "outcome": result.error})
+        else:
+            log.info("feed %s", result.status, extra={
+                "feed": feed.url, "outcome": f"{result.new_articles} new, {result.flagged} flagged"
+                + (f"; {result.warning}" if result.warning else "")})
+        extra.pop("retry_after", None)
+        self.store.record_poll(result, now, next_poll_at=next_poll_at, **extra)  # type: ignore[arg-type]
+        return result
+
+    async def _poll(self, feed: FeedConfig, row: dict[str, object], now: datetime,
+                    result: FeedResult) -> dict[str, object]:
+        response = await self.fetcher.get(
+            feed.url, trusted=True, max_bytes=self.settings.max_feed_bytes, accept=FEED_ACCEPT,
+            etag=row.get("etag"), last_modified=row.get("last_modified"))  # type: ignore[arg-type]
+        result.http_status = response.status
+        validators = {"etag": response.etag, "last_modified": response.last_modified,
+                      "moved_to": response.moved_to}
+        if response.not_modified:
+            result.status = "unchanged"
+            return {"moved_to": response.moved_to}
+        digest = hashlib.sha256(response.content).hexdigest()
+        if digest == row.get("content_hash"):
+            result.status = "unchanged"  # same bytes without a 304: nothing to re-parse
+            return validators
+        parsed = await asyncio.to_thread(
+            parse_feed, response.content, feed.url, content_type=response.content_type,
+            fetched=now, max_entries=self.settings.max_entries_per_feed)
+        result.warning = parsed.warning
+        entries = self._new_entries(parsed.entries)
+        articles = await asyncio.gather(*(self._article(e, feed) for e in entries))
+        result.new_articles = self.store.add_articles(articles, now)
+        result.flagged = sum(1 for a in articles if a.score and a.score.flagged)
+        result.status = "ok"
+        return {**validators, "content_hash": digest, "title": parsed.title}
+
+    def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
+        guids = [e.guid for e in entries]
+        urls = [e.url for e in entries if e.url]
+        seen_guids, seen_urls = self.store.known(guids, urls)
+        fresh = []
+        for e in entries:
+            keys = {e.guid, e.url} - {None}
+            if e.guid in seen_guids or e.url in seen_urls or keys & self._claimed:
+                continue
+            self._claimed.update(keys)  # type: ignore[arg-type]
+            fresh.append(e)
+        return fresh
+
+    async def _article(self, entry: Entry, feed: FeedConfig) -> Article:
+        page: Page | None = None
+        error: str | None = None
+        if not entry.url:
+            error = "entry has no link"
+        elif self.settings.fetch_articles:
+            try:
+                page = await self._extract(entry.url)
+            except (FetchError, ExtractError) as exc:
+                error = exc.reason
+                log.info("page kept as summary", extra={"feed": feed.url,
+                                                        "outcome": f"{entry.url}: {error}"})
+        else:
+            error = "article fetching is off"
+        text = page.text if page else entry.summary
+        title = entry.title if entry.title and entry.title != entry.url else \
+            (page.title if page and page.title else entry.title)
+        article = Article(entry=entry, text=text, title=title,
+                          author=entry.author or (page.author if page else None),
+                          published=entry.published or (page.published if page else None),
+                          language=(page.language if page else None) or feed.language,
+                          extract_error=error)
+        article_score = score(self.rules, article.title, article.text)
+        return Article(**{**article.__dict__, "score": article_score})
+
+    async def _extract(self, url: str) -> Page:
+        response = await self.fetcher.get(url, max_bytes=self.settings.max_page_bytes,
+                                          accept=PAGE_ACCEPT)
+        job = partial(extract_page, response.content, response.url, response.content_type,
+                      response.charset)
+        loop = asyncio.get_running_loop()
+        if self.executor is None:
+            return await asyncio.to_thread(job)
+        return await loop.run_in_executor(self.executor, job)

@@ -1,0 +1,181 @@
+"""keywords.yaml -> compiled Rules. Validation errors name file:line and key path.
+
+A user's regex is checked when loaded (no nested unbounded repeats, no backreferences) and
+run with a time bound, so one bad pattern cannot hang the service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import regex
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from .. import yamlfile
+from ..config import validate
+from ..errors import ConfigError
+from .text import inflections, is_cjk, normalize, trie_pattern
+
+ROLES_HELP = "surveillance | context | vendor | negative | tag"
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_listify)]
+
+
+class ConceptSpec(BaseModel):
+    model_config = _STRICT
+    role: StrList = Field(description=ROLES_HELP)
+    weight: float = 1.0
+    tag: str | None = Field(None, description="tag category: technology, vendor, place ...")
+    label: str | None = None
+    terms: dict[str, list[str]] | list[str] = []
+    entities: dict[str, list[str]] = {}
+    regex: list[str] = []
+    note: str | None = None
+
+
+class RuleSpec(BaseModel):
+    model_config = _STRICT
+    threshold: float = Field(gt=0)
+    require: dict[str, float] = {}
+    fields: dict[str, float] = {"title": 2.0, "lead": 1.5, "body": 1.0}
+    lead_chars: int = Field(600, ge=0)
+    repeat: float = Field(0.5, ge=0, lt=1)
+    concepts: dict[str, ConceptSpec]
+
+
+@dataclass(frozen=True)
+class Concept:
+    name: str
+    roles: frozenset[str]
+    weight: float
+    tag: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class Term:
+    """A phrase of one concept; *label* is what tags show (the entity or concept label)."""
+
+    text: str
+    concept: Concept
+    label: str
+
+
+@dataclass
+class Matcher:
+    """Finds the terms of many concepts in one regex pass per script."""
+
+    latin: re.Pattern[str] | None
+    cjk: re.Pattern[str] | None
+    exact: dict[str, Term]  # normalised form -> term
+    wild: list[tuple[re.Pattern[str], Term]]  # terms ending in '*'
+
+    @classmethod
+    def build(cls, exact: dict[str, Term], wild: list[tuple[re.Pattern[str], Term]]) -> Matcher:
+        latin = [f for f in exact if not is_cjk(f)]
+        cjk = [f for f in exact if is_cjk(f)]
+        return cls(
+            latin=re.compile(r"(?<!\w)(?:" + trie_pattern(latin) + r")(?!\w)") if latin else None,
+            cjk=re.compile(trie_pattern(cjk)) if cjk else None, exact=exact, wild=wild)
+
+    def term_for(self, found: str) -> Term | None:
+        term = self.exact.get(found)
+        if term is None:
+            for pattern, candidate in self.wild:
+                if pattern.fullmatch(found):
+                    return candidate
+        return term
+
+
+@dataclass
+class Rules:
+    threshold: float
+    require: dict[str, float]
+    fields: dict[str, float]
+    lead_chars: int
+    repeat: float
+    concepts: dict[str, Concept]
+    scoring: Matcher
+    tagging: Matcher  # concepts whose only role is 'tag': they name places, score nothing
+    user_regex: list[tuple[Any, Term]] = field(default_factory=list)
+
+
+def load_rules(path: str | Path) -> Rules:
+    doc = yamlfile.load(path)
+    spec: RuleSpec = validate(doc, RuleSpec)
+    return compile_rules(spec, doc)
+
+
+def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules:
+    def fail(loc: tuple[Any, ...], message: str) -> ConfigError:
+        return doc.error(loc, message) if doc else ConfigError(message, key=yamlfile.key_path(loc))
+
+    for name in spec.fields:
+        if name not in ("title", "lead", "body"):
+            raise fail(("fields", name), "fields are title, lead and body")
+    exact: dict[bool, dict[str, Term]] = {False: {}, True: {}}  # keyed by "tag only"
+    wild: dict[bool, list[tuple[re.Pattern[str], Term]]] = {False: [], True: []}
+    concepts: dict[str, Concept] = {}
+    user: list[tuple[Any, Term]] = []
+    for cname, c in spec.concepts.items():
+        concept = Concept(cname, frozenset(c.role), c.weight, c.tag,
+                          c.label or cname.replace("_", " "))
+        concepts[cname] = concept
+        if "negative" in concept.roles and c.weight > 0:
+            raise fail(("concepts", cname, "weight"), "a negative concept needs weight < 0")
+        tag_only = concept.roles == {"tag"}
+        groups: list[tuple[str, Iterable[str], tuple[Any, ...]]] = []
+        terms = c.terms.items() if isinstance(c.terms, dict) else [("", c.terms)]
+        for lang, items in terms:
+            groups.append((concept.label, items, ("concepts", cname, "terms", lang)))
+        for label, items in c.entities.items():
+            groups.append((label, (label, *items), ("concepts", cname, "entities", label)))
+        for label, items, loc in groups:
+            for raw in items:
+                text = normalize(raw).strip()
+                if not text or text == "*":
+                    raise fail(loc, f"empty term {raw!r}")
+                term = Term(raw, concept, label)
+                for form in inflections(text):
+                    if form.endswith("*"):
+                        pattern = re.compile(re.escape(form[:-1]) + r"\w*")
+                        wild[tag_only].append((pattern, term))
+                    other = exact[tag_only].get(form)
+                    if other is not None and other.concept is not concept:
+                        raise fail(loc, f"{raw!r} is also a term of concept "
+                                        f"{other.concept.name!r}")
+                    exact[tag_only].setdefault(form, term)
+        for i, pattern in enumerate(c.regex):
+            user.append((_safe_regex(pattern, fail, ("concepts", cname, "regex", i)),
+                         Term(pattern, concept, concept.label)))
+    return Rules(
+        threshold=spec.threshold, require=dict(spec.require), fields=dict(spec.fields),
+        lead_chars=spec.lead_chars, repeat=spec.repeat, concepts=concepts,
+        scoring=Matcher.build(exact[False], wild[False]),
+        tagging=Matcher.build(exact[True], wild[True]), user_regex=user)
+
+
+_NESTED = regex.compile(r"\((?:[^()]|\\.)*[+*}](?:[^()]|\\.)*\)\s*[+*{]")
+
+
+def _safe_regex(pattern: str, fail: Any, loc: tuple[Any, ...]) -> Any:
+    """Compile a user's pattern, refusing shapes that backtrack catastrophically."""
+    if _NESTED.search(pattern):
+        raise fail(loc, f"regex {pattern!r} repeats a repeated group (catastrophic "
+                        "backtracking); rewrite it without nested quantifiers")
+    if re.search(r"\\[1-9]|\(\?P=", pattern):
+        raise fail(loc, f"regex {pattern!r} uses a backreference")
+    try:
+        return regex.compile(pattern, regex.IGNORECASE | regex.V1)
+    except regex.error as exc:
+        raise fail(loc, f"invalid regex {pattern!r}: {exc}") from None

@@ -1,0 +1,201 @@
+"""The storage layer: the only module that writes SQL. SQLite through sqlite-utils, in WAL mode
+so readers (Datasette, sqlite3, `monitor status`) never block the writer."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..errors import StorageError
+from ..models import Article, FeedResult
+from .schema import migrations
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def iso(when: datetime | None) -> str | None:
+    """UTC ISO-8601 to the second, so that string order is time order. Naive means UTC."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                   check_same_thread=False)
+            self.db = Database(conn)
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            migrations.apply(self.db)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Iterable[Any]) -> None:
+        """Make the feeds table match the configured list (keeps each feed's history)."""
+        rows = [{"url": f.url, "name": f.name, "tags": json.dumps(list(f.tags)),
+                 "enabled": int(f.enabled)} for f in feeds]
+        with self._write():
+            if rows:
+                self.db["feeds"].upsert_all(rows, pk="url")
+            configured = [r["url"] for r in rows]
+            marks = ",".join("?" * len(configured))
+            self.db.execute(f"UPDATE feeds SET enabled = 0 WHERE url NOT IN ({marks})",
+                            configured)
+
+    def feed(self, url: str) -> dict[str, Any] | None:
+        rows = list(self.db["feeds"].rows_where("url = ?", [url]))
+        return rows[0] if rows else None
+
+    def feeds(self) -> list[dict[str, Any]]:
+        return list(self.db["feeds"].rows_where(order_by="name"))
+
+    def record_poll(self, result: FeedResult, now: datetime, *, etag: str | None = None,
+                    last_modified: str | None = None, content_hash: str | None = None,
+                    title: str | None = None, moved_to: str | None = None,
+                    next_poll_at: datetime | None = None) -> None:
+        row = self.feed(result.url) or {"consecutive_failures": 0, "polls": 0, "not_modified": 0}
+        update: dict[str, Any] = {
+            "last_polled_at": iso(now), "last_status": result.status,
+            "last_http_status": result.http_status, "polls": (row["polls"] or 0) + 1,
+            "next_poll_at": iso(next_poll_at),
+        }
+        if result.status == "failed":
+            update["last_error"] = result.error
+            update["consecutive_failures"] = (row["consecutive_failures"] or 0) + 1
+        else:
+            update.update(last_success_at=iso(now), consecutive_failures=0,
+                          last_error=result.warning)
+            if result.status == "unchanged":
+                update["not_modified"] = (row["not_modified"] or 0) + 1
+            if etag is not None or last_modified is not None:
+                update.update(etag=etag, last_modified=last_modified)
+            if content_hash is not None:
+                update["content_hash"] = content_hash
+            if title:
+                update["title"] = title
+        if moved_to:
+            update["moved_to"] = moved_to
+        with self._write():
+            self.db["feeds"].upsert({"url": result.url, **update}, pk="url")
+
+    # -- articles ----------------------------------------------------------------------------
+
+    def known(self, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
+        """Which of these guids and URLs are already stored."""
+        seen_guids: set[str] = set()
+        seen_urls: set[str] = set()
+        for column, values, out in (("guid", guids, seen_guids), ("url", urls, seen_urls)):
+            for i in range(0, len(values), 500):
+                chunk = values[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(r[0] for r in self.db.execute(
+                    f"SELECT {column} FROM articles WHERE {column} IN ({marks})", chunk))
+        return seen_guids, seen_urls
+
+    def add_articles(self, articles: Iterable[Article], fetched_at: datetime) -> int:
+        """Insert in one transaction; an article already stored (same guid or URL) is skipped."""
+        rows = [_article_row(a, fetched_at) for a in articles]
+        if not rows:
+            return 0
+        with self._write():
+            before = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            self.db["articles"].insert_all(rows, ignore=True, batch_size=500)
+            return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0] - before)
+
+    def article(self, key: str | int) -> dict[str, Any] | None:
+        where = "id = ?" if str(key).isdigit() else "url = ?"
+        rows = list(self.db["articles"].rows_where(where, [int(key) if str(key).isdigit()
+                                                           else str(key)]))
+        return _decode(rows[0]) if rows else None
+
+    def flagged_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        sql = """SELECT a.*, coalesce(f.name, a.feed_url) AS feed_name FROM articles a
+                 LEFT JOIN feeds f ON f.url = a.feed_url
+                 WHERE a.flagged = 1 AND coalesce(a.published, a.fetched_at) >= ?
+                   AND coalesce(a.published, a.fetched_at) < ?
+                 ORDER BY a.score DESC, a.id"""
+        return [_decode(dict(zip([c[0] for c in cur.description], row, strict=True)))
+                for cur in [self.db.execute(sql, [iso(start), iso(end)])] for row in cur]
+
+    def articles_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        where, args = ("coalesce(published, fetched_at) >= ?", [iso(since)]) if since \
+            else (None, [])
+        for row in self.db["articles"].rows_where(where, args, order_by="id"):
+            yield _decode(row)
+
+    def update_scores(self, rows: list[dict[str, Any]]) -> None:
+        """rows: {id, score, flagged, matches, tags}"""
+        with self._write():
+            for r in rows:
+                self.db["articles"].update(r["id"], {
+                    "score": r["score"], "flagged": int(r["flagged"]),
+                    "matches": json.dumps(r["matches"], ensure_ascii=False),
+                    "tags": json.dumps(r["tags"], ensure_ascii=False)})
+
+    def count_articles(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _write(self) -> Any:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """db.atomic() that turns SQLite failures (disk full, lock timeouts) into StorageError."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cm: Any = None
+
+    def __enter__(self) -> None:
+        self._cm = self.db.atomic()
+        self._cm.__enter__()
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        try:
+            self._cm.__exit__(kind, exc, tb)
+        except sqlite3.Error as err:
+            raise StorageError(f"database write failed: {err}") from None
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"database write failed: {exc}") from None
+        return False
+
+
+def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
+    s = a.score
+    return {
+        "url": a.entry.url, "feed_url": a.entry.feed_url, "guid": a.entry.guid,
+        "title": a.title, "author": a.author, "published": iso(a.published),
+        "fetched_at": iso(fetched_at), "text": a.text, "summary": a.entry.summary,
+        "language": a.language, "extract_error": a.extract_error,
+        "score": s.score if s else None, "flagged": int(s.flagged) if s else 0,
+        "matches": json.dumps([m.as_dict() for m in s.matches] if s else [], ensure_ascii=False),
+        "tags": json.dumps(s.tags if s else {}, ensure_ascii=False),
+    }
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key, empty in (("matches", "[]"), ("tags", "{}")):
+        if key in row:
+            row[key] = json.loads(row[key] or empty)
+    return row

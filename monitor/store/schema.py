@@ -1,0 +1,31 @@
+"""Schema versions, applied in order by sqlite-utils' Migrations. Never edit a released one:
+add a new function."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("monitor")
+
+
+@migrations()
+def m001_feeds_and_articles(db: Database) -> None:
+    db["feeds"].create({
+        "url": str, "name": str, "title": str, "tags": str, "enabled": int,
+        "etag": str, "last_modified": str, "content_hash": str,
+        "last_polled_at": str, "last_success_at": str, "last_status": str,
+        "last_http_status": int, "last_error": str, "consecutive_failures": int,
+        "next_poll_at": str, "moved_to": str, "polls": int, "not_modified": int,
+    }, pk="url", defaults={"consecutive_failures": 0, "polls": 0, "not_modified": 0,
+                           "enabled": 1, "tags": "[]"})
+    db["articles"].create({
+        "id": int, "url": str, "feed_url": str, "guid": str, "title": str, "author": str,
+        "published": str, "fetched_at": str, "text": str, "summary": str, "language": str,
+        "extract_error": str, "score": float, "flagged": int, "matches": str, "tags": str,
+    }, pk="id", foreign_keys=[("feed_url", "feeds", "url")],
+        defaults={"flagged": 0, "matches": "[]", "tags": "{}"})
+    db["articles"].create_index(["guid"], unique=True)
+    db["articles"].create_index(["url"], unique=True)
+    db["articles"].create_index(["flagged", "published"])
+    db["articles"].create_index(["feed_url"])
+    db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
