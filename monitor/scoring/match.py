@@ -79,13 +79,17 @@ def score(rules: Rules, title: str, text: str) -> Score:
         if t.concept.tag and t.label not in tags[t.concept.tag]:
             tags[t.concept.tag].append(t.label)
 
-    missing = [r for r, need in rules.require.items() if role_score[r] < need]
-    flagged = total >= rules.threshold and not missing
+    def unmet(need: dict[str, float]) -> list[str]:
+        return [f"{r} {role_score[r]:.1f} < {v:g}" for r, v in need.items() if role_score[r] < v]
+
+    gaps = [unmet(need) for need in rules.require] or [[]]
+    met = next((i for i, g in enumerate(gaps) if not g), None)
+    flagged = total >= rules.threshold and met is not None
     if flagged:
         reason = f"score {total:.1f} >= {rules.threshold:g} with " + ", ".join(
-            f"{r} {role_score[r]:.1f}" for r in rules.require)
-    elif missing:
-        reason = "; ".join(f"{r} {role_score[r]:.1f} < {rules.require[r]:g}" for r in missing)
+            f"{r} {role_score[r]:.1f}" for r in (rules.require[met] if rules.require else {}))
+    elif met is None:
+        reason = " | ".join("; ".join(g) for g in gaps)
     else:
         reason = f"score {total:.1f} < {rules.threshold:g}"
     return Score(score=round(total, 3), flagged=flagged, matches=matches,

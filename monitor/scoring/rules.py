@@ -46,7 +46,8 @@ class ConceptSpec(BaseModel):
 class RuleSpec(BaseModel):
     model_config = _STRICT
     threshold: float = Field(gt=0)
-    require: dict[str, float] = {}
+    require: list[dict[str, float]] | dict[str, float] = Field(
+        {}, description="minimum evidence per role; a list means any one set suffices")
     fields: dict[str, float] = {"title": 2.0, "lead": 1.5, "body": 1.0}
     lead_chars: int = Field(600, ge=0)
     repeat: float = Field(0.5, ge=0, lt=1)
@@ -100,7 +101,7 @@ class Matcher:
 @dataclass
 class Rules:
     threshold: float
-    require: dict[str, float]
+    require: list[dict[str, float]]
     fields: dict[str, float]
     lead_chars: int
     repeat: float
@@ -159,7 +160,9 @@ def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules
             user.append((_safe_regex(pattern, fail, ("concepts", cname, "regex", i)),
                          Term(pattern, concept, concept.label)))
     return Rules(
-        threshold=spec.threshold, require=dict(spec.require), fields=dict(spec.fields),
+        threshold=spec.threshold,
+        require=[dict(r) for r in spec.require] if isinstance(spec.require, list)
+        else [dict(spec.require)], fields=dict(spec.fields),
         lead_chars=spec.lead_chars, repeat=spec.repeat, concepts=concepts,
         scoring=Matcher.build(exact[False], wild[False]),
         tagging=Matcher.build(exact[True], wild[True]), user_regex=user)

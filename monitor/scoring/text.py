@@ -56,7 +56,9 @@ def trie_pattern(words: list[str]) -> str:
     def walk(node: dict[str, dict]) -> str:
         end = "" in node
         branches = []
-        for ch in sorted(k for k in node if k):
+        # literals before the wildcard: regex alternation takes the first branch that fits,
+        # and 'surveillance camera' must win over 'surveil*'
+        for ch in sorted((k for k in node if k), key=lambda k: (k == "*", k)):
             piece = r"\w*" if ch == "*" else re.escape(ch)
             branches.append(piece + walk(node[ch]))
         if not branches:
