@@ -101,7 +101,7 @@ class Settings(BaseModel):
     database: str = Field("monitor.db", description="SQLite file (relative to the current directory)")
     timezone: TimeZone = Field("UTC", description="time zone of the digest's day")
     user_agent: str = Field(
-        "monitor/0.1 (+https://github.com/monitor-surveillance/monitor; news monitor)",
+        "monitor/0.1 (news monitor for surveillance-technology research)",
         description="User-Agent sent with every request")
     default_interval: Duration = Field(3600.0, description="seconds between polls of a feed "
                                        "(or '30m', '2h'); a feed's own interval wins")

@@ -77,7 +77,7 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
     if language is None and (m := _HTML_LANG.search(content[:4096])):
         language = m.group(1).decode("ascii").lower()
     if len(text) < MIN_TEXT:
-        raise ExtractError(url, f"only {len(text)} characters of text")
+        raise ExtractError(url, f"no article text found (only {len(text)} characters)")
     return Page(text=text, title=doc.title or None, author=doc.author or None,
                 published=_date(doc.date), language=language)
 

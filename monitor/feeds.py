@@ -95,8 +95,10 @@ def parse_feed(content: bytes, url: str, *, content_type: str | None = None,
     if not parsed.get("version") and not parsed.entries:
         why = parsed.get("bozo_exception")
         raise ParseError(url, "not a feed" + (f" ({_short(why)})" if why else ""))
-    warning = f"malformed feed, read what could be read: {_short(parsed.bozo_exception)}" \
-        if parsed.get("bozo") and parsed.get("bozo_exception") else None
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if isinstance(problem, feedparser.NonXMLContentType):
+        problem = None  # feeds served as text/plain are common and harmless
+    warning = f"malformed feed, read what could be read: {_short(problem)}" if problem else None
     base = parsed.feed.get("link") or url
     entries: dict[str, Entry] = {}
     for raw in parsed.entries[:max_entries]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,7 @@ class Page:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # a tuple: articles carry dozens, built in the scorer's hot loop
     """One term found in an article, and what it added to the score."""
 
     term: str

@@ -10,33 +10,29 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from ..models import Match, Score
-from .rules import Matcher, Rules, Term
+from .rules import Rules, Term
 from .text import normalize
 
 USER_REGEX_TIMEOUT = 0.05  # seconds per pattern and field
-MAX_OCCURRENCES = 12  # per concept; later ones add less than 0.03%
+MAX_OCCURRENCES = 12
+TAG_ONLY = frozenset({"tag"})  # per concept; later ones add less than 0.03%
 
 
 def _fields(rules: Rules, title: str, text: str) -> dict[str, str]:
+    head = normalize(title)
     body = normalize(text)
     lead_len = rules.lead_chars
-    if body.startswith(normalize(title)[:200]) and title:
-        lead_len += len(title)  # pages often repeat the headline; it is not the lead
-    return {"title": normalize(title), "lead": body[:lead_len], "body": body[lead_len:]}
+    if head and body.startswith(head[:200]):
+        lead_len += len(head)  # pages often repeat the headline; it is not the lead
+    return {"title": head, "lead": body[:lead_len], "body": body[lead_len:]}
 
 
-def find_terms(rules: Rules, field_text: str, matcher: Matcher | None = None) -> Counter[Term]:
-    matcher = matcher or rules.scoring
+def find_terms(rules: Rules, field_text: str) -> Counter[Term]:
+    """Every term of every concept (tag-only concepts included) found in one field."""
     found: Counter[Term] = Counter()
-    for pattern in (matcher.latin, matcher.cjk):
-        if pattern is None:
-            continue
-        for m in pattern.finditer(field_text):
-            term = matcher.term_for(m.group(0))
-            if term is not None:
-                found[term] += 1
-    if matcher is not rules.scoring:
-        return found
+    for terms in rules.matcher.find(field_text):
+        for term in terms:
+            found[term] += 1
     for compiled, term in rules.user_regex:
         try:
             hits = len(compiled.findall(field_text[:200_000], timeout=USER_REGEX_TIMEOUT))
@@ -48,36 +44,45 @@ def find_terms(rules: Rules, field_text: str, matcher: Matcher | None = None) ->
 
 
 def score(rules: Rules, title: str, text: str) -> Score:
-    hits: dict[str, list[tuple[float, Term, str]]] = defaultdict(list)  # concept -> occurrences
-    counts: Counter[tuple[Term, str]] = Counter()
+    counts: dict[tuple[Term, str], int] = {}
     tagged: set[Term] = set()
     for field, field_text in _fields(rules, title or "", text or "").items():
-        tagged.update(find_terms(rules, field_text, rules.tagging))
-        boost = rules.fields.get(field, 1.0)
         for term, n in find_terms(rules, field_text).items():
-            counts[(term, field)] += n
-            hits[term.concept.name].extend([(boost, term, field)] * min(n, MAX_OCCURRENCES))
+            if term.concept.roles == TAG_ONLY:
+                tagged.add(term)
+            else:
+                counts[(term, field)] = counts.get((term, field), 0) + n
 
-    contribution: Counter[tuple[Term, str]] = Counter()
+    # per concept, strongest field first: the k-th mention adds weight x boost x repeat**k;
+    # a block of n mentions starting at k adds weight x boost x r**k x (1 - r**n) / (1 - r)
+    by_concept: dict[str, list[tuple[float, Term, str, int]]] = defaultdict(list)
+    for (term, field), n in counts.items():
+        by_concept[term.concept.name].append((rules.fields.get(field, 1.0), term, field, n))
+    r = rules.repeat
+    contribution: dict[tuple[Term, str], float] = {}
     role_score: Counter[str] = Counter()
     total = 0.0
-    for occurrences in hits.values():
-        occurrences.sort(key=lambda o: -o[0])
-        for k, (boost, term, field) in enumerate(occurrences[:MAX_OCCURRENCES]):
-            value = term.concept.weight * boost * rules.repeat ** k
-            contribution[(term, field)] += value
+    for blocks in by_concept.values():
+        blocks.sort(key=lambda b: -b[0])
+        k = 0
+        for boost, term, field, n in blocks:
+            n = min(n, MAX_OCCURRENCES - k)
+            if n <= 0:
+                value = 0.0
+            else:
+                value = term.concept.weight * boost * r ** k * (1 - r ** n) / (1 - r)
+                k += n
+            contribution[(term, field)] = value
             total += value
             for role in term.concept.roles:
                 role_score[role] += value
 
-    matches = tuple(sorted(
-        (Match(t.text, t.concept.name, f, counts[(t, f)], contribution[(t, f)])
-         for (t, f) in counts),
-        key=lambda m: -abs(m.contribution)))
-    tags: dict[str, list[str]] = defaultdict(list)
-    for t in [t for (t, _f) in counts] + sorted(tagged, key=lambda t: t.label):
-        if t.concept.tag and t.label not in tags[t.concept.tag]:
-            tags[t.concept.tag].append(t.label)
+    matches = sorted((Match(t.text, t.concept.name, f, counts[(t, f)], contribution[(t, f)])
+                      for (t, f) in counts), key=lambda m: -abs(m.contribution))
+    tags: dict[str, set[str]] = defaultdict(set)
+    for t in [t for (t, _f) in counts] + list(tagged):
+        if t.concept.tag:
+            tags[t.concept.tag].add(t.label)
 
     def unmet(need: dict[str, float]) -> list[str]:
         return [f"{r} {role_score[r]:.1f} < {v:g}" for r, v in need.items() if role_score[r] < v]
@@ -86,11 +91,11 @@ def score(rules: Rules, title: str, text: str) -> Score:
     met = next((i for i, g in enumerate(gaps) if not g), None)
     flagged = total >= rules.threshold and met is not None
     if flagged:
-        reason = f"score {total:.1f} >= {rules.threshold:g} with " + ", ".join(
-            f"{r} {role_score[r]:.1f}" for r in (rules.require[met] if rules.require else {}))
+        reason = f"score {total:.1f} >= {rules.threshold:g}" + "".join(
+            f", {r} {role_score[r]:.1f}" for r in (rules.require[met] if rules.require else {}))
     elif met is None:
         reason = " | ".join("; ".join(g) for g in gaps)
     else:
         reason = f"score {total:.1f} < {rules.threshold:g}"
-    return Score(score=round(total, 3), flagged=flagged, matches=matches,
+    return Score(score=round(total, 3), flagged=flagged, matches=tuple(matches),
                  tags={k: sorted(v) for k, v in sorted(tags.items())}, reason=reason)

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import ahocorasick_rs
 import regex
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .. import yamlfile
 from ..config import validate
 from ..errors import ConfigError
-from .text import inflections, is_cjk, normalize, trie_pattern
+from .text import inflections, is_cjk, normalize
 
 ROLES_HELP = "surveillance | context | vendor | negative | tag"
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -54,7 +55,7 @@ class RuleSpec(BaseModel):
     concepts: dict[str, ConceptSpec]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hashing: terms are counted in hot loops
 class Concept:
     name: str
     roles: frozenset[str]
@@ -63,7 +64,7 @@ class Concept:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Term:
     """A phrase of one concept; *label* is what tags show (the entity or concept label)."""
 
@@ -72,30 +73,49 @@ class Term:
     label: str
 
 
-@dataclass
 class Matcher:
-    """Finds the terms of many concepts in one regex pass per script."""
+    """Finds the terms of all concepts in one Aho-Corasick pass (ahocorasick-rs), then keeps
+    the leftmost-longest matches that sit on word boundaries (Latin scripts) or anywhere (CJK).
 
-    latin: re.Pattern[str] | None
-    cjk: re.Pattern[str] | None
-    exact: dict[str, Term]  # normalised form -> term
-    wild: list[tuple[re.Pattern[str], Term]]  # terms ending in '*'
+    A form may belong to one scoring concept and one tag-only concept ('Xinjiang' is context
+    and a place), so each form maps to a tuple of terms.
+    """
 
-    @classmethod
-    def build(cls, exact: dict[str, Term], wild: list[tuple[re.Pattern[str], Term]]) -> Matcher:
-        latin = [f for f in exact if not is_cjk(f)]
-        cjk = [f for f in exact if is_cjk(f)]
-        return cls(
-            latin=re.compile(r"(?<!\w)(?:" + trie_pattern(latin) + r")(?!\w)") if latin else None,
-            cjk=re.compile(trie_pattern(cjk)) if cjk else None, exact=exact, wild=wild)
+    def __init__(self, exact: dict[str, tuple[Term, ...]]) -> None:
+        self.forms = list(exact)
+        self.terms = [exact[f] for f in self.forms]
+        self.wild = [f.endswith("*") for f in self.forms]
+        self.bounded = [not is_cjk(f) for f in self.forms]
+        needles = [f.rstrip("*") for f in self.forms]
+        self.automaton = ahocorasick_rs.AhoCorasick(
+            needles, matchkind=ahocorasick_rs.MatchKind.Standard) if needles else None
 
-    def term_for(self, found: str) -> Term | None:
-        term = self.exact.get(found)
-        if term is None:
-            for pattern, candidate in self.wild:
-                if pattern.fullmatch(found):
-                    return candidate
-        return term
+    def find(self, text: str) -> list[tuple[Term, ...]]:
+        if self.automaton is None:
+            return []
+        size = len(text)
+        found = []
+        for i, start, end in self.automaton.find_matches_as_indexes(text, overlapping=True):
+            if self.bounded[i]:
+                if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                    continue
+                if self.wild[i]:
+                    while end < size and _word(text[end]):
+                        end += 1
+                elif end < size and (text[end].isalnum() or text[end] == "_"):
+                    continue
+            found.append((start, -end, i))
+        found.sort()
+        out, reached = [], -1
+        for start, neg_end, i in found:
+            if start >= reached:  # leftmost, then longest, never overlapping
+                out.append(self.terms[i])
+                reached = -neg_end
+        return out
+
+
+def _word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 @dataclass
@@ -106,8 +126,7 @@ class Rules:
     lead_chars: int
     repeat: float
     concepts: dict[str, Concept]
-    scoring: Matcher
-    tagging: Matcher  # concepts whose only role is 'tag': they name places, score nothing
+    matcher: Matcher
     user_regex: list[tuple[Any, Term]] = field(default_factory=list)
 
 
@@ -125,7 +144,6 @@ def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules
         if name not in ("title", "lead", "body"):
             raise fail(("fields", name), "fields are title, lead and body")
     exact: dict[bool, dict[str, Term]] = {False: {}, True: {}}  # keyed by "tag only"
-    wild: dict[bool, list[tuple[re.Pattern[str], Term]]] = {False: [], True: []}
     concepts: dict[str, Concept] = {}
     user: list[tuple[Any, Term]] = []
     for cname, c in spec.concepts.items():
@@ -148,9 +166,6 @@ def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules
                     raise fail(loc, f"empty term {raw!r}")
                 term = Term(raw, concept, label)
                 for form in inflections(text):
-                    if form.endswith("*"):
-                        pattern = re.compile(re.escape(form[:-1]) + r"\w*")
-                        wild[tag_only].append((pattern, term))
                     other = exact[tag_only].get(form)
                     if other is not None and other.concept is not concept:
                         raise fail(loc, f"{raw!r} is also a term of concept "
@@ -159,13 +174,16 @@ def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules
         for i, pattern in enumerate(c.regex):
             user.append((_safe_regex(pattern, fail, ("concepts", cname, "regex", i)),
                          Term(pattern, concept, concept.label)))
+    merged: dict[str, tuple[Term, ...]] = {}
+    for part in (exact[False], exact[True]):
+        for form, term in part.items():
+            merged[form] = merged.get(form, ()) + (term,)
     return Rules(
         threshold=spec.threshold,
         require=[dict(r) for r in spec.require] if isinstance(spec.require, list)
         else [dict(spec.require)], fields=dict(spec.fields),
         lead_chars=spec.lead_chars, repeat=spec.repeat, concepts=concepts,
-        scoring=Matcher.build(exact[False], wild[False]),
-        tagging=Matcher.build(exact[True], wild[True]), user_regex=user)
+        matcher=Matcher(merged), user_regex=user)
 
 
 _NESTED = regex.compile(r"\((?:[^()]|\\.)*[+*}](?:[^()]|\\.)*\)\s*[+*{]")

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Scorer throughput: articles per second for ~5 KB texts with the default rules, one core.
+
+    python scripts/bench_score.py [--seconds 5] [--jsonl FILE]
+
+Texts are real news articles (the expected texts of ../shared/corpus/pages/newspaper when
+present, else --jsonl excerpts), each joined with the next until it is 5,000 characters. The baseline, measured in the same run, is the cheapest thing a
+keyword scorer must do anyway: case-fold the text and test one substring. The ratio to it is
+what to compare between machines; the absolute rate depends on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.scoring import load_rules, score  # noqa: E402
+
+
+def rate(fn, texts, seconds: float) -> float:
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for title, text in texts:
+            fn(title, text)
+        done += len(texts)
+    return done / (time.perf_counter() - started)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpus/pages/newspaper/text"))
+    ap.add_argument("--jsonl", default=str(ROOT / "tests" / "data" / "relevance.jsonl"))
+    ap.add_argument("--size", type=int, default=5000)
+    args = ap.parse_args()
+    corpus = Path(args.corpus)
+    if corpus.is_dir():
+        source = f"{corpus} (real news articles)"
+        rows = [{"title": "", "text": p.read_text(encoding="utf-8", errors="replace")}
+                for p in sorted(corpus.glob("*.txt"))]
+        for r in rows:
+            r["title"], _, rest = r["text"].strip().partition("\n")
+    else:
+        source = f"{args.jsonl} (labelled excerpts)"
+        rows = [json.loads(x) for x in Path(args.jsonl).read_text(encoding="utf-8").splitlines()
+                if x]
+    texts = []
+    for i, r in enumerate(rows):
+        text, k = r["text"], 1
+        while len(text) < args.size:
+            text += "\n" + rows[(i + k) % len(rows)]["text"]
+            k += 1
+        texts.append((r["title"], text[: args.size]))
+    rules = load_rules(ROOT / "config" / "keywords.yaml")
+    baseline = rate(lambda t, x: "surveillance" in x.casefold(), texts, args.seconds)
+    scorer = rate(lambda t, x: score(rules, t, x), texts, args.seconds)
+    print(f"texts: {len(texts)} of {args.size} characters from {source}; rules: "
+          f"{len(rules.matcher.forms)} term forms in {len(rules.concepts)} concepts")
+    print(f"baseline (casefold + one substring): {baseline:,.0f} articles/s")
+    print(f"scorer:                              {scorer:,.0f} articles/s on one core")
+    print(f"scorer / baseline: {scorer / baseline:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

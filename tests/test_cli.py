@@ -1,0 +1,87 @@
+"""The commands a user runs: demo, digest, explain, rescore; and the documented surface."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import monitor
+from monitor.cli import cli
+from monitor.config import Settings
+
+from .helpers import NOW, ROOT, item, rss
+from .test_pipeline import STORY
+
+
+def test_demo_runs_offline_and_flags_the_repost_first(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "monitor", "demo", "--format", "json"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    digest = json.loads(run.stdout)
+    titles = [s["title"] for s in digest["stories"]]
+    assert titles[0].startswith("Harbourton's Safe City Cameras Now Recognise Faces")
+    assert not any(t in " ".join(titles) for t in ("Derby", "Prostate", "Smart-Meter"))
+    first = digest["stories"][0]
+    concepts = {m["concept"] for m in first["matches"]}
+    assert {"face_recognition", "programmes", "smart_city"} <= concepts
+    assert "Spread the love" not in first["excerpt"] and "Read More" not in first["excerpt"]
+    assert "5 new articles, 2 flagged" in run.stderr  # the repost from two feeds stored once
+    assert "2 unchanged; 0 new articles" in run.stderr  # the second poll got 304s
+
+
+def test_digest_explain_and_rescore(project, httpserver, page_html):
+    base = httpserver.url_for("")[:-1]
+    httpserver.expect_request("/feed.xml").respond_with_data(rss([
+        item(1, base, title="Police expand facial recognition"),
+        item(2, base, title="Library opens")]))
+    httpserver.expect_request("/page/1").respond_with_data(
+        page_html("Police expand facial recognition", STORY), content_type="text/html")
+    httpserver.expect_request("/page/2").respond_with_data(
+        page_html("Library opens", "The new library opened with 40,000 books and a cafe. " * 4),
+        content_type="text/html")
+    project.feeds([("Test", httpserver.url_for("/feed.xml"))])
+    assert project.run("poll", "--once").exit_code == 0
+
+    out = project.run("digest", "--format", "json", "--date", NOW.date().isoformat())
+    stories = json.loads(out.output)["stories"]
+    assert [s["title"] for s in stories] == ["Police expand facial recognition"]
+    assert set(stories[0]) >= {"title", "url", "feed", "published", "score", "matches"}
+    assert stories[0]["feed"] == "Test"
+    assert "facial recognition" in project.run("digest", "--format", "md").output
+    assert json.loads(project.run("digest", "--format", "json", "--date", "2001-01-01")
+                      .output)["stories"] == []
+
+    explained = project.run("explain", f"{base}/page/1", "--format", "json")
+    data = json.loads(explained.output)
+    assert data["flagged"] and data["matches"][0]["contribution"] > 0
+    assert "face_recognition" in project.run("explain", "1").output
+    assert project.run("explain", "999").exit_code == 1
+
+    # a stricter rule: the dry run lists the story leaving the digest and changes nothing
+    kw = project.paths.keywords
+    kw.write_text(kw.read_text().replace("threshold: 6.0", "threshold: 600.0"))
+    dry = project.run("rescore", "--dry-run")
+    assert "leaves the digest: [1] Police expand facial recognition" in dry.output
+    assert "1 stories would change" in dry.output
+    assert json.loads(project.run("digest", "--format", "json").output)["stories"]
+    assert "1 stories changed" in project.run("rescore").output
+    assert json.loads(project.run("digest", "--format", "json").output)["stories"] == []
+
+
+def test_every_setting_and_command_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert f"`{field.alias or name}`" in readme, f"setting {name} missing from README"
+        assert field.description, name
+    for name in cli.commands:
+        assert re.search(rf"`monitor {name}\b", readme), f"command {name} missing from README"
+
+
+def test_public_api():
+    assert sorted(monitor.__all__) == [
+        "AlreadyRunning", "Article", "Blocked", "ConfigError", "CycleSummary", "Entry",
+        "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Match", "Monitor",
+        "MonitorError", "ParseError", "Paths", "Score", "Settings", "StorageError", "TooLarge",
+        "make_monitor"]

@@ -1,0 +1,156 @@
+"""The pipeline end to end against a real HTTP server on 127.0.0.1 and a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from .helpers import item, rss
+
+STORY = ("Police in the city have installed facial recognition cameras on every street "
+         "corner of the old town, officials said on Monday. Residents were not consulted.\n\n"
+         "The surveillance cameras send live video to a police command centre, where software "
+         "matches faces against a watchlist. Civil liberties groups asked the city council to "
+         "suspend the system until a privacy assessment is published.")
+
+
+def rows(db, sql, *args):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_poll_stores_scores_and_flags(project, httpserver: HTTPServer, page_html):
+    base = httpserver.url_for("")[:-1]
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        rss([item(1, base, title="City installs face recognition cameras"),
+             item(2, base, title="Local bakery wins prize")]), content_type="application/rss+xml")
+    httpserver.expect_request("/page/1").respond_with_data(
+        page_html("City installs face recognition cameras", STORY), content_type="text/html")
+    httpserver.expect_request("/page/2").respond_with_data(
+        page_html("Local bakery wins prize", "The bakery on Mill Street won the regional bread "
+                  "prize for its rye loaf, the third year running. " * 3),
+        content_type="text/html")
+    project.feeds([("Test", httpserver.url_for("/feed.xml"))])
+    result = project.run("poll", "--once")
+    assert result.exit_code == 0, result.output
+    assert "1 ok, 0 failed, 0 unchanged; 2 new articles, 1 flagged" in result.output
+    stored = rows(project.db, "SELECT title, flagged, text, language, matches FROM articles "
+                  "ORDER BY id")
+    assert [(r[0], r[1]) for r in stored] == [
+        ("City installs face recognition cameras", 1), ("Local bakery wins prize", 0)]
+    assert "watchlist" in stored[0][2] and "Footer text" not in stored[0][2]
+    assert '"concept": "face_recognition"' in stored[0][4]
+    # the full-text index answers over title and text
+    assert rows(project.db, "SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'watchlist'")
+
+
+def test_304_uses_stored_validators(project, httpserver: HTTPServer, page_html):
+    base = httpserver.url_for("")[:-1]
+    seen: list[dict[str, str | None]] = []
+
+    def feed(request: Request) -> Response:
+        seen.append({"inm": request.headers.get("If-None-Match"),
+                     "ims": request.headers.get("If-Modified-Since")})
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(rss([item(1, base)]), content_type="application/rss+xml",
+                        headers={"ETag": '"v1"', "Last-Modified": "Mon, 02 Nov 2026 10:00:00 GMT"})
+
+    httpserver.expect_request("/feed.xml").respond_with_handler(feed)
+    httpserver.expect_request("/page/1").respond_with_data(page_html("Story 1", STORY),
+                                                            content_type="text/html")
+    project.feeds([("Test", httpserver.url_for("/feed.xml"))])
+    assert project.run("poll", "--once").exit_code == 0
+    assert rows(project.db, "SELECT etag, last_modified FROM feeds") == [
+        ('"v1"', "Mon, 02 Nov 2026 10:00:00 GMT")]
+    second = project.run("poll", "--once")
+    assert "0 ok, 0 failed, 1 unchanged; 0 new articles" in second.output
+    assert seen == [{"inm": None, "ims": None},
+                    {"inm": '"v1"', "ims": "Mon, 02 Nov 2026 10:00:00 GMT"}]
+    assert rows(project.db, "SELECT last_status, not_modified, polls FROM feeds") == [
+        ("unchanged", 1, 2)]
+    assert rows(project.db, "SELECT count(*) FROM articles") == [(1,)]
+    # the page was fetched once: a 304 means nothing is parsed or fetched again
+    assert sum(1 for req, _ in httpserver.log if req.path == "/page/1") == 1
+
+
+def test_one_story_in_two_feeds_is_stored_once(project, httpserver: HTTPServer, page_html):
+    base = httpserver.url_for("")[:-1]
+    httpserver.expect_request("/a.xml").respond_with_data(
+        rss([item(1, base, path="/page/1?utm_source=a&utm_medium=rss")]))
+    httpserver.expect_request("/b.xml").respond_with_data(
+        rss([{**item(1, base, path="/page/1?utm_campaign=b"), "guid": "urn:other:77"}]))
+    httpserver.expect_request("/page/1").respond_with_data(page_html("Story 1", STORY),
+                                                            content_type="text/html")
+    project.feeds([("A", httpserver.url_for("/a.xml")), ("B", httpserver.url_for("/b.xml"))])
+    result = project.run("poll", "--once")
+    assert "1 new articles" in result.output, result.output
+    assert rows(project.db, "SELECT url FROM articles") == [(f"{base}/page/1",)]
+    # and polling again (new bytes, same stories) stores nothing twice
+    httpserver.clear()
+    httpserver.expect_request("/a.xml").respond_with_data(
+        rss([item(1, base, path="/page/1?utm_source=a")], title="changed"))
+    httpserver.expect_request("/b.xml").respond_with_data(
+        rss([item(1, base, path="/page/1")], title="changed"))
+    assert "0 new articles" in project.run("poll", "--once").output
+    assert rows(project.db, "SELECT count(*) FROM articles") == [(1,)]
+
+
+def test_failing_feed_beside_a_working_one(project, httpserver: HTTPServer, page_html):
+    base = httpserver.url_for("")[:-1]
+    httpserver.expect_request("/ok.xml").respond_with_data(rss([item(1, base)]))
+    httpserver.expect_request("/page/1").respond_with_data(page_html("Story 1", STORY),
+                                                            content_type="text/html")
+    httpserver.expect_request("/broken.xml").respond_with_data("oops", status=500)
+    httpserver.expect_request("/html.xml").respond_with_data(
+        "<html><body><p>Not a feed at all</p></body></html>", content_type="text/html")
+    project.feeds([("OK", httpserver.url_for("/ok.xml")),
+                   ("Broken", httpserver.url_for("/broken.xml")),
+                   ("Html", httpserver.url_for("/html.xml"))])
+    result = project.run("poll", "--once")
+    assert result.exit_code == 0
+    assert "1 ok, 2 failed" in result.output
+    assert "Traceback" not in result.output
+    state = dict((r[0].rsplit("/", 1)[1], r[1:]) for r in rows(
+        project.db, "SELECT url, last_status, last_http_status, last_error, "
+        "consecutive_failures FROM feeds"))
+    assert state["ok.xml"] == ("ok", 200, None, 0)
+    assert state["broken.xml"] == ("failed", 500, "HTTP 500", 1)
+    assert state["html.xml"][0] == "failed" and state["html.xml"][2].startswith("not a feed")
+    assert rows(project.db, "SELECT count(*) FROM articles") == [(1,)]
+
+
+def test_page_without_text_keeps_the_summary(project, httpserver: HTTPServer):
+    base = httpserver.url_for("")[:-1]
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        rss([item(1, base), item(2, base), item(3, base)]))
+    httpserver.expect_request("/page/1").respond_with_data(
+        "<html><body><nav><a href='/'>Home</a></nav></body></html>", content_type="text/html")
+    httpserver.expect_request("/page/2").respond_with_data(b"%PDF-1.7 binary",
+                                                            content_type="text/html")
+    httpserver.expect_request("/page/3").respond_with_data("gone", status=404)
+    project.feeds([("Test", httpserver.url_for("/feed.xml"))])
+    assert project.run("poll", "--once").exit_code == 0
+    stored = rows(project.db, "SELECT guid, text, extract_error FROM articles ORDER BY guid")
+    assert [r[1] for r in stored] == ["Summary of story 1.", "Summary of story 2.",
+                                      "Summary of story 3."]
+    assert stored[0][2].startswith("no article text found")
+    assert stored[1][2] == "a PDF, not an article page"
+    assert stored[2][2] == "HTTP 404"
+
+
+def test_demo_seed_page_is_extracted_without_chrome():
+    from importlib import resources
+
+    from monitor.extract import extract_page
+
+    raw = resources.files("monitor.demo").joinpath("pages/harbourton-safe-city.html").read_bytes()
+    page = extract_page(raw, "http://127.0.0.1/pages/harbourton-safe-city.html")
+    assert "facial recognition across its network of 4,200 street cameras" in page.text
+    assert "the cameras stay on" in page.text
+    for chrome in ("Spread the love", "Read More", "Related News", "Disqus", "Facebook",
+                   "crypto channel", "Celebrity chef", "Privacy"):
+        assert chrome not in page.text, chrome
+    assert page.author == "Mara Velasquez" and page.language == "en"
