@@ -7,15 +7,18 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from pathlib import Path
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .atomic import write_text
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
 from .errors import ConfigError
 from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
+from .check import FeedCheck, check_feed
 from .pipeline import Pipeline, make_executor
 from .scoring import Rules, load_rules, score
 from .store import Store
@@ -56,8 +59,10 @@ class Monitor:
     async def poll_async(self, on_result: Callable[[FeedResult], None] | None = None,
                          feeds: Iterable[FeedConfig] | None = None,
                          allow_private: bool | None = None) -> CycleSummary:
-        feeds = [f for f in (feeds if feeds is not None else self.config.feeds) if f.enabled]
         self.store.sync_feeds(self.config.feeds)
+        gone = {r["url"] for r in self.store.feeds() if r.get("gone_at")}
+        feeds = [f for f in (feeds if feeds is not None else self.config.feeds)
+                 if f.enabled and f.url not in gone]
         executor = make_executor(self.settings.extract_workers)
         try:
             async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
@@ -67,6 +72,31 @@ class Monitor:
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
+
+    def feed_status(self) -> list[dict[str, Any]]:
+        """Every feed's health, for `monitor status`."""
+        rows = self.store.feed_health(datetime.now(ZoneInfo("UTC")) - timedelta(days=7))
+        out = []
+        for r in rows:
+            state = "gone" if r.get("gone_at") else "disabled" if not r["enabled"] else \
+                r["last_status"] or "not polled yet"
+            out.append({
+                "url": r["url"], "name": r["name"], "state": state,
+                "last_success_at": r["last_success_at"], "last_error": r["last_error"],
+                "consecutive_failures": r["consecutive_failures"] or 0,
+                "next_poll_at": r["next_poll_at"], "articles_7d": r["recent_articles"],
+                "polls": r["polls"] or 0, "moved_to": r["moved_to"],
+                "not_modified_share": (r["not_modified"] or 0) / r["polls"] if r["polls"] else 0.0,
+            })
+        return out
+
+    def feed_title(self, url: str) -> str | None:
+        """The feed's own title, or None when it cannot be fetched or parsed."""
+        report = self.check_feed(url, first_page=False)
+        return report.title
+
+    def check_feed(self, url: str, first_page: bool = True) -> FeedCheck:
+        return asyncio.run(check_feed(self.settings, self.config.rules, url, first_page))
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -107,6 +137,18 @@ class Monitor:
 
     def render_digest(self, day: date | None = None, fmt: str = "text") -> str:
         return render(self.digest(day), fmt)
+
+    def write_daily_digest(self, day: date) -> list[Path]:
+        """Write the day's digest into digest_dir, one file per format, each whole or not at
+        all (a temporary file, then a rename)."""
+        digest = self.digest(day)
+        folder = Path(self.settings.digest_dir)
+        written = []
+        for fmt, suffix in (("md", "md"), ("json", "json"), ("text", "txt")):
+            path = folder / f"{digest.date}.{suffix}"
+            write_text(path, render(digest, fmt))
+            written.append(path)
+        return written
 
 
 def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:

@@ -80,12 +80,14 @@ class FeedResult:
     """What one poll of one feed did. A failure is a result, not a crash."""
 
     url: str
-    status: str  # ok | unchanged | failed
+    status: str  # ok | unchanged | failed | gone
     http_status: int | None = None
     error: str | None = None
     new_articles: int = 0
     flagged: int = 0
     warning: str | None = None
+    retry_after: float | None = None
+    next_poll_at: datetime | None = None
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .extract import extract_page
 from .feeds import parse_feed
 from .fetch import Fetcher
 from .models import Article, CycleSummary, Entry, FeedResult, Page
+from .schedule import next_poll_at
 from .scoring import Rules, score
 from .store import Store
 
@@ -47,7 +48,7 @@ class Pipeline:
                  executor: Executor | None = None) -> None:
         self.settings, self.rules, self.store = settings, rules, store
         self.fetcher, self.executor = fetcher, executor
-        self._claimed: set[str] = set()  # guids and URLs taken by a feed in this run
+        self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
 
     async def poll(self, feeds: Iterable[FeedConfig],
                    on_result: Callable[[FeedResult], None] | None = None) -> CycleSummary:
@@ -64,8 +65,9 @@ class Pipeline:
         summary.seconds = asyncio.get_running_loop().time() - started
         return summary
 
-    async def poll_feed(self, feed: FeedConfig, next_poll_at: datetime | None = None) -> FeedResult:
-        """Poll one feed; every outcome is recorded on its row, nothing raises."""
+    async def poll_feed(self, feed: FeedConfig) -> FeedResult:
+        """Poll one feed; every outcome is recorded on its row with its next poll time.
+        Nothing raises: a failure is a result."""
         now = datetime.now(UTC)
         row = self.store.feed(feed.url) or {}
         result = FeedResult(url=feed.url, status="failed")
@@ -78,25 +80,36 @@ class Pipeline:
                 f"poll took longer than {self.settings.poll_deadline:g}s"
         except FetchError as exc:
             result.status, result.error, result.http_status = "failed", exc.reason, exc.status
-            extra = {"retry_after": exc.retry_after}
+            result.retry_after = exc.retry_after
+            if exc.status == 410:
+                result.status = "gone"
         except ParseError as exc:
             result.status, result.error = "failed", exc.reason
         except MonitorError as exc:
             result.status, result.error = "failed", str(exc)
-        if result.status == "failed":
-            log.warning("feed failed", extra={"feed": feed.url, "outcome": result.error})
+        if result.status in ("failed", "gone"):
+            log.warning("feed %s", result.status, extra={"feed": feed.url,
+                                                        "outcome": result.error})
         else:
             log.info("feed %s", result.status, extra={
                 "feed": feed.url, "outcome": f"{result.new_articles} new, {result.flagged} flagged"
                 + (f"; {result.warning}" if result.warning else "")})
-        extra.pop("retry_after", None)
-        self.store.record_poll(result, now, next_poll_at=next_poll_at, **extra)  # type: ignore[arg-type]
+        if extra.get("moved_to") and extra["moved_to"] != row.get("moved_to"):
+            log.warning("feed moved permanently", extra={
+                "feed": feed.url, "outcome": f"now polling {extra['moved_to']}; "
+                "update feeds.yaml"})
+        failures = (row.get("consecutive_failures") or 0) + 1 if result.status == "failed" else 0
+        result.next_poll_at = next_poll_at(
+            result, now, feed.interval or self.settings.default_interval, failures=failures,
+            jitter=self.settings.jitter, max_backoff=self.settings.max_backoff,
+            retry_after=result.retry_after)
+        self.store.record_poll(result, now, **extra)  # type: ignore[arg-type]
         return result
 
     async def _poll(self, feed: FeedConfig, row: dict[str, object], now: datetime,
                     result: FeedResult) -> dict[str, object]:
         response = await self.fetcher.get(
-            feed.url, trusted=True, max_bytes=self.settings.max_feed_bytes, accept=FEED_ACCEPT,
+            str(row.get("moved_to") or feed.url), trusted=True, max_bytes=self.settings.max_feed_bytes, accept=FEED_ACCEPT,
             etag=row.get("etag"), last_modified=row.get("last_modified"))  # type: ignore[arg-type]
         result.http_status = response.status
         validators = {"etag": response.etag, "last_modified": response.last_modified,
@@ -113,8 +126,12 @@ class Pipeline:
             fetched=now, max_entries=self.settings.max_entries_per_feed)
         result.warning = parsed.warning
         entries = self._new_entries(parsed.entries)
-        articles = await asyncio.gather(*(self._article(e, feed) for e in entries))
-        result.new_articles = self.store.add_articles(articles, now)
+        try:
+            articles = await asyncio.gather(*(self._article(e, feed) for e in entries))
+            result.new_articles = self.store.add_articles(articles, now)
+        finally:  # stored now, or to be tried again on the next poll
+            for e in entries:
+                self._claimed.difference_update((e.guid, e.url))
         result.flagged = sum(1 for a in articles if a.score and a.score.flagged)
         result.status = "ok"
         return {**validators, "content_hash": digest, "title": parsed.title}

@@ -24,3 +24,12 @@ def page_html() -> Callable[[str, str], str]:
                 f"<nav><a href='/'>Home</a></nav><article><h1>{title}</h1>{paras}</article>"
                 "<footer>Footer text</footer></body></html>")
     return make
+
+
+@pytest.fixture
+def web():
+    from .helpers import LocalWeb
+
+    server = LocalWeb()
+    yield server
+    server.close()

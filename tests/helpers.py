@@ -72,3 +72,65 @@ class Project:
         p = self.paths
         return CliRunner().invoke(cli, ["--feeds", str(p.feeds), "--keywords", str(p.keywords),
                                         "--settings", str(p.settings), *args], input=input)
+
+
+class LocalWeb:
+    """A threaded HTTP server on 127.0.0.1 whose routes are plain functions of the request
+    handler, so a route can hang, trickle, reset the connection or lie about its length.
+    Counts requests per path."""
+
+    def __init__(self) -> None:
+        import threading
+        from collections import Counter
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
+        self.hits: Counter[str] = Counter()
+        web = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                web.hits[path] += 1
+                route = web.routes.get(path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                try:
+                    route(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def send(self, path: str, body: str | bytes, status: int = 200,
+             ctype: str = "text/html; charset=utf-8", headers: dict[str, str] | None = None,
+             ) -> None:
+        data = body.encode() if isinstance(body, str) else body
+
+        def route(h) -> None:  # noqa: ANN001
+            h.send_response(status)
+            h.send_header("Content-Type", ctype)
+            h.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(data)
+
+        self.routes[path] = route
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

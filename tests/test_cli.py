@@ -85,3 +85,26 @@ def test_public_api():
         "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Match", "Monitor",
         "MonitorError", "ParseError", "Paths", "Score", "Settings", "StorageError", "TooLarge",
         "make_monitor"]
+
+
+def test_daily_digest_files_are_written_whole(project, httpserver, page_html):
+    from monitor.core import make_monitor
+
+    base = httpserver.url_for("")[:-1]
+    httpserver.expect_request("/feed.xml").respond_with_data(rss([
+        item(1, base, title="Police expand facial recognition")]))
+    httpserver.expect_request("/page/1").respond_with_data(
+        page_html("Police expand facial recognition", STORY), content_type="text/html")
+    project.feeds([("Test", httpserver.url_for("/feed.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=1,
+                     digest_dir=str(project.root / "digests"))
+    project.run("poll", "--once")
+    monitor = make_monitor(project.paths)
+    try:
+        written = monitor.write_daily_digest(NOW.date())
+    finally:
+        monitor.close()
+    assert sorted(p.name for p in written) == sorted(
+        f"{NOW.date().isoformat()}.{s}" for s in ("md", "json", "txt"))
+    assert json.loads(written[1].read_text())["stories"][0]["title"].startswith("Police")
+    assert not list((project.root / "digests").glob(".*"))  # no temporary files left behind

@@ -68,17 +68,34 @@ class Store:
     def feeds(self) -> list[dict[str, Any]]:
         return list(self.db["feeds"].rows_where(order_by="name"))
 
+    def revive_feed(self, url: str) -> bool:
+        """Clear a feed's 'gone' mark so it is polled again; False if there is no such feed."""
+        with self._write():
+            cur = self.db.execute("UPDATE feeds SET gone_at = NULL, next_poll_at = NULL, "
+                                  "consecutive_failures = 0 WHERE url = ?", [url])
+        return cur.rowcount > 0
+
+    def feed_health(self, since: datetime) -> list[dict[str, Any]]:
+        """Each feed with its articles since *since* and its share of 304 answers."""
+        sql = """SELECT f.*, (SELECT count(*) FROM articles a WHERE a.feed_url = f.url
+                               AND a.fetched_at >= ?) AS recent_articles
+                 FROM feeds f ORDER BY f.enabled DESC, f.name"""
+        cur = self.db.execute(sql, [iso(since)])
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
+
     def record_poll(self, result: FeedResult, now: datetime, *, etag: str | None = None,
                     last_modified: str | None = None, content_hash: str | None = None,
-                    title: str | None = None, moved_to: str | None = None,
-                    next_poll_at: datetime | None = None) -> None:
+                    title: str | None = None, moved_to: str | None = None) -> None:
         row = self.feed(result.url) or {"consecutive_failures": 0, "polls": 0, "not_modified": 0}
         update: dict[str, Any] = {
             "last_polled_at": iso(now), "last_status": result.status,
             "last_http_status": result.http_status, "polls": (row["polls"] or 0) + 1,
-            "next_poll_at": iso(next_poll_at),
+            "next_poll_at": iso(result.next_poll_at), "retry_after": result.retry_after,
         }
-        if result.status == "failed":
+        if result.status == "gone":
+            update.update(gone_at=iso(now), last_error=result.error)
+        elif result.status == "failed":
             update["last_error"] = result.error
             update["consecutive_failures"] = (row["consecutive_failures"] or 0) + 1
         else:

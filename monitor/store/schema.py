@@ -29,3 +29,10 @@ def m001_feeds_and_articles(db: Database) -> None:
     db["articles"].create_index(["flagged", "published"])
     db["articles"].create_index(["feed_url"])
     db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
+
+
+@migrations()
+def m002_feed_health(db: Database) -> None:
+    """A 410 marks a feed gone until the user re-enables it; Retry-After is remembered."""
+    db["feeds"].add_column("gone_at", str)
+    db["feeds"].add_column("retry_after", float)

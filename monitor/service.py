@@ -1,0 +1,226 @@
+"""`monitor run`: the long-running service.
+
+APScheduler 3.x on an asyncio loop. Each feed has one date-triggered job, set from its
+``next_poll_at`` in the database and set again after every poll (interval plus jitter, or
+backoff), so a restart picks up where the last run stopped and a feed that missed several
+polls during downtime catches up once. A watcher job re-reads the YAML files when they change;
+an invalid change is logged and the service keeps its previous configuration. SIGTERM and
+SIGINT stop it within seconds. A lock file next to the database keeps a second instance out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from .config import FeedConfig
+from .core import Monitor, load_config
+from .errors import AlreadyRunning, ConfigError, MonitorError
+from .fetch import Fetcher
+from .pipeline import Pipeline, make_executor
+
+log = logging.getLogger("monitor.service")
+WATCH_EVERY = 2.0  # seconds between checks of the YAML files
+STOP_GRACE = 5.0  # seconds in-flight polls get to finish after a stop signal
+
+
+class Lock:
+    """An exclusive, non-blocking flock on ``<database>.lock``; released when the process ends,
+    however it ends."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(str(db_path) + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"another monitor (pid {holder}) is already running on "
+                                 f"{self.path.with_suffix('')}; stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Service:
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.lock = Lock(monitor.store.path)
+        self.tasks: dict[str, asyncio.Task[Any]] = {}  # feed URL -> its poll in flight
+        self.stamps = self._stamps()
+        self.stopping = asyncio.Event()
+
+    def run(self) -> None:
+        self.lock.acquire()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self.lock.release()
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop, sig)
+        settings = self.monitor.settings
+        executor = make_executor(settings.extract_workers)
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=settings.timezone)
+        async with Fetcher(settings) as fetcher:
+            self.pipeline = Pipeline(settings, self.monitor.config.rules, self.monitor.store,
+                                     fetcher, executor)
+            self.scheduler.start()
+            self._schedule_all()
+            self.scheduler.add_job(self._watch, "interval", seconds=WATCH_EVERY, id="watch",
+                                   max_instances=1, coalesce=True)
+            self._schedule_digest()
+            log.info("service started", extra={"outcome": f"{len(self._feeds())} feeds, "
+                                                          f"database {self.monitor.store.path}"})
+            await self.stopping.wait()
+            self.scheduler.shutdown(wait=False)
+            await self._finish_in_flight()
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+        log.info("service stopped")
+
+    def _stop(self, sig: int) -> None:
+        log.info("stopping", extra={"outcome": signal.Signals(sig).name})
+        self.stopping.set()
+
+    async def _finish_in_flight(self) -> None:
+        """Give polls a moment to end, then cancel them. A cancel lands between awaits, never
+        inside a database transaction (those run synchronously), so nothing is half-written."""
+        pending = [t for t in self.tasks.values() if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    # -- feeds -------------------------------------------------------------------------------
+
+    def _feeds(self) -> dict[str, FeedConfig]:
+        return {f.url: f for f in self.monitor.config.feeds if f.enabled}
+
+    def _schedule_all(self) -> None:
+        self.monitor.store.sync_feeds(self.monitor.config.feeds)
+        rows = {r["url"]: r for r in self.monitor.store.feeds()}
+        feeds = self._feeds()
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("feed:") and job.id[5:] not in feeds:
+                job.remove()
+                log.info("feed unscheduled", extra={"feed": job.id[5:]})
+        now = datetime.now(UTC)
+        for url in feeds:
+            row = rows.get(url, {})
+            if row.get("gone_at"):
+                continue  # 410 Gone: reported by `monitor status`, not polled
+            if self.scheduler.get_job(f"feed:{url}") or url in self.tasks:
+                continue
+            stored = row.get("next_poll_at")
+            when = max(datetime.fromisoformat(stored), now) if stored else now
+            self._schedule(url, when)
+
+    def _schedule(self, url: str, when: datetime) -> None:
+        self.scheduler.add_job(self._start_poll, DateTrigger(run_date=when), args=[url],
+                               id=f"feed:{url}", replace_existing=True, max_instances=1,
+                               misfire_grace_time=None, coalesce=True)
+
+    async def _start_poll(self, url: str) -> None:
+        if url in self.tasks or self.stopping.is_set():
+            return  # at most one poll of a feed in flight
+        self.tasks[url] = asyncio.create_task(self._poll(url))
+
+    async def _poll(self, url: str) -> None:
+        try:
+            feed = self._feeds().get(url)
+            if feed is None:
+                return  # removed from feeds.yaml while waiting
+            try:
+                result = await self.pipeline.poll_feed(feed)
+            except Exception:  # a bug, not an expected failure: log once, keep serving
+                log.exception("poll raised", extra={"feed": url})
+                self._schedule(url, datetime.now(UTC) + timedelta(
+                    seconds=feed.interval or self.monitor.settings.default_interval))
+                return
+            if result.next_poll_at is not None and not self.stopping.is_set() \
+                    and url in self._feeds():
+                self._schedule(url, result.next_poll_at)
+        finally:
+            self.tasks.pop(url, None)
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def _stamps(self) -> dict[Path, tuple[float, int] | None]:
+        out: dict[Path, tuple[float, int] | None] = {}
+        paths = self.monitor.paths
+        for path in (paths.feeds, paths.keywords, paths.settings):
+            try:
+                st = path.stat()
+                out[path] = (st.st_mtime, st.st_size)
+            except OSError:
+                out[path] = None
+        return out
+
+    async def _watch(self) -> None:
+        stamps = self._stamps()
+        if stamps == self.stamps:
+            return
+        self.stamps = stamps
+        try:
+            config = load_config(self.monitor.paths)
+        except ConfigError as exc:
+            log.error("configuration not reloaded, still running on the previous one",
+                      extra={"outcome": str(exc)})
+            return
+        old = self.monitor.config
+        self.monitor.config = config
+        self.pipeline.rules = config.rules
+        self.pipeline.settings = config.settings
+        added = set(self._feeds()) - {f.url for f in old.feeds if f.enabled}
+        self._schedule_all()
+        if config.settings.digest_time != old.settings.digest_time or \
+                config.settings.timezone != old.settings.timezone:
+            self._schedule_digest()
+        log.info("configuration reloaded", extra={
+            "outcome": f"{len(self._feeds())} feeds ({len(added)} new), "
+                       f"{len(config.rules.concepts)} concepts"})
+
+    # -- digest ------------------------------------------------------------------------------
+
+    def _schedule_digest(self) -> None:
+        s = self.monitor.settings
+        hour, minute = (int(x) for x in s.digest_time.split(":"))
+        self.scheduler.add_job(self._digest_job, CronTrigger(hour=hour, minute=minute,
+                                                             timezone=s.timezone),
+                               id="digest", replace_existing=True, max_instances=1,
+                               coalesce=True, misfire_grace_time=3600)
+
+    async def _digest_job(self) -> None:
+        try:
+            day = datetime.now(UTC).astimezone(self.scheduler.timezone).date() - timedelta(days=1)
+            written = await asyncio.to_thread(self.monitor.write_daily_digest, day)
+            log.info("digest written", extra={"outcome": ", ".join(str(p) for p in written)})
+        except MonitorError as exc:
+            log.error("digest failed", extra={"outcome": str(exc)})
+        except Exception:
+            log.exception("digest job raised")
+

@@ -1,0 +1,151 @@
+"""The real service in a subprocess against servers on 127.0.0.1, intervals of a second."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import NOW, item, rss
+from .test_pipeline import STORY
+
+
+def query(db: Path, sql: str, *args):
+    with sqlite3.connect(db, timeout=10) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def wait_for(check, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except sqlite3.OperationalError:
+            value = None  # the service has not created the table yet
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def polls(db: Path, url: str) -> int:
+    rows = query(db, "SELECT polls FROM feeds WHERE url = ?", url)
+    return rows[0][0] or 0 if rows else 0
+
+
+class Service:
+    def __init__(self, project) -> None:
+        p = project.paths
+        self.log = project.root / f"service-{time.monotonic_ns()}.log"
+        self.out = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--feeds", str(p.feeds), "--keywords",
+             str(p.keywords), "--settings", str(p.settings), "run"],
+            cwd=project.root, stdout=subprocess.DEVNULL, stderr=self.out)
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, float]:
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=15)
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+@pytest.fixture
+def service_project(project, web, page_html):
+    project.settings(allow_private_addresses=True, extract_workers=1, default_interval=1,
+                     jitter=0, request_deadline=2, poll_deadline=4, max_backoff=4)
+    web.send("/a.xml", rss([item(1, web.base, title="Police facial recognition")]),
+             ctype="application/rss+xml")
+    web.send("/b.xml", rss([item(2, web.base, title="Second feed story")]),
+             ctype="application/rss+xml")
+    web.send("/page/1", page_html("Police facial recognition", STORY))
+    web.send("/page/2", page_html("Second feed story", STORY.replace("old town", "harbour")))
+    project.feeds([("A", web.url("/a.xml"))])
+    services: list[Service] = []
+
+    def start() -> Service:
+        services.append(Service(project))
+        return services[-1]
+
+    yield project, web, start
+    for s in services:
+        s.kill()
+
+
+def test_live_reload_bad_edit_sigterm_and_restart(service_project):
+    project, web, start = service_project
+    db, a, b = project.db, web.url("/a.xml"), web.url("/b.xml")
+    svc = start()
+    wait_for(lambda: polls(db, a) >= 2, what="feed A polled twice")
+
+    # a broken edit: logged with file and line, the service keeps polling the old list
+    project.feeds("feeds:\n  - url: " + a + "\n    name: A\n   broken: [\n")
+    wait_for(lambda: "configuration not reloaded" in svc.text(), what="reload error logged")
+    assert "feeds.yaml:4: invalid YAML" in svc.text()
+    before = polls(db, a)
+    wait_for(lambda: polls(db, a) >= before + 2, what="A still polled after a bad edit")
+    assert svc.proc.poll() is None
+
+    # a feed added while running gets polled
+    project.feeds([("A", a), ("B", b)])
+    wait_for(lambda: polls(db, b) >= 1, what="feed B polled after being added")
+    assert "configuration reloaded" in svc.text()
+
+    code, took = svc.stop(signal.SIGTERM)
+    assert code == 0 and took < 10, (code, took)
+    assert "Traceback" not in svc.text()
+    stored = query(db, "SELECT count(*), count(DISTINCT url) FROM articles")[0]
+    assert stored == (2, 2)
+
+    # restart: it picks up the stored schedule and stores nothing twice
+    after = polls(db, a)
+    again = start()
+    wait_for(lambda: polls(db, a) >= after + 2, what="polling after restart")
+    assert query(db, "SELECT count(*) FROM articles")[0][0] == 2
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert again.stop(signal.SIGINT)[0] == 0
+
+
+def test_second_instance_refuses_to_start(service_project):
+    project, web, start = service_project
+    first = start()
+    wait_for(lambda: polls(project.db, web.url("/a.xml")) >= 1, what="first instance polling")
+    second = start()
+    assert second.proc.wait(timeout=20) == 1
+    assert "another monitor (pid " in second.text() and "already running" in second.text()
+    assert first.proc.poll() is None
+    assert first.stop()[0] == 0
+
+
+def test_hanging_feed_does_not_stop_the_others(service_project):
+    project, web, start = service_project
+
+    def hang(handler) -> None:
+        time.sleep(30)
+
+    web.routes["/hang.xml"] = hang
+    project.feeds([("Hang", web.url("/hang.xml")), ("A", web.url("/a.xml"))])
+    svc = start()
+    wait_for(lambda: polls(project.db, web.url("/a.xml")) >= 4, timeout=30,
+             what="A polled while the other feed hangs")
+    wait_for(lambda: query(project.db, "SELECT last_error FROM feeds WHERE url = ?",
+                           web.url("/hang.xml"))[0][0], what="hang recorded as an error")
+    error = query(project.db, "SELECT last_error FROM feeds WHERE url = ?",
+                  web.url("/hang.xml"))[0][0]
+    assert "timed out" in error
+    code, took = svc.stop()
+    assert code == 0 and took < 10
