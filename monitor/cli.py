@@ -81,7 +81,11 @@ def _run_poll(monitor: Monitor, feeds: int, allow_private: bool | None = None) -
 def poll(ctx: click.Context, once: bool) -> None:
     """Poll every enabled feed once: fetch, extract, score, store."""
     monitor = _open(ctx)
-    click.echo(_run_poll(monitor, sum(1 for f in monitor.config.feeds if f.enabled)))
+    try:
+        click.echo(_run_poll(monitor, sum(1 for f in monitor.config.feeds if f.enabled)))
+    except MonitorError as exc:  # the database refused even the feed list: nothing ran
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
 
 
 @cli.command()

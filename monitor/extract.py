@@ -17,7 +17,12 @@ HTML_TYPES = {"", "text/html", "application/xhtml+xml", "text/xml", "application
               "text/plain", "application/octet-stream"}
 _HTML_LANG = re.compile(rb"""<html[^>]*\slang\s*=\s*["']?([a-zA-Z]{2,3})""", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
-MIN_TEXT = 80  # fewer characters is a stub, not an article
+MIN_TEXT = 80  # fewer characters is a stub, not an article ...
+MIN_TEXT_CJK = 25  # ... but a Chinese, Japanese or Korean character carries a word
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_LATIN_FAMILY = {"cp1250", "cp1252", "cp1257", "cp775", "cp850", "cp437", "latin_1",
+                 "iso8859_2", "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13",
+                 "iso8859_15", "mac_latin2", "mac_roman", "mac_iceland", "mac_turkish"}
 
 
 def sniff_refusal(content: bytes, content_type: str) -> str | None:
@@ -53,8 +58,15 @@ def decode_html(content: bytes, declared: str | None) -> str:
             continue
     from charset_normalizer import from_bytes  # a trafilatura dependency
 
-    best = from_bytes(content[:200_000]).best()
-    return str(best) if best is not None else content.decode("cp1252", "replace")
+    matches = list(from_bytes(content[:200_000]))
+    if not matches:
+        return content.decode("cp1252", "replace")
+    names = [m.encoding for m in matches]
+    # Among single-byte Latin code pages the detector often ranks a rare one first (cp775,
+    # mac_latin2); the page was far more likely written in windows-1252.
+    if names[0] in _LATIN_FAMILY and "cp1252" in names:
+        return content.decode("cp1252", "replace")
+    return str(matches[0])
 
 
 def extract_page(content: bytes, url: str, content_type: str = "", charset: str | None = None,
@@ -76,7 +88,7 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
     language = doc.language or None
     if language is None and (m := _HTML_LANG.search(content[:4096])):
         language = m.group(1).decode("ascii").lower()
-    if len(text) < MIN_TEXT:
+    if len(text) < (MIN_TEXT_CJK if _CJK.search(text[:200]) else MIN_TEXT):
         raise ExtractError(url, f"no article text found (only {len(text)} characters)")
     return Page(text=text, title=doc.title or None, author=doc.author or None,
                 published=_date(doc.date), language=language)

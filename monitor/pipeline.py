@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from .config import FeedConfig, Settings
-from .errors import ExtractError, FetchError, MonitorError, ParseError
+from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageError
 from .extract import extract_page
 from .feeds import parse_feed
 from .fetch import Fetcher
@@ -56,7 +56,12 @@ class Pipeline:
         summary = CycleSummary()
 
         async def one(feed: FeedConfig) -> None:
-            result = await self.poll_feed(feed)
+            try:
+                result = await self.poll_feed(feed)
+            except Exception as exc:  # a bug: logged once with its traceback; others go on
+                log.exception("poll raised", extra={"feed": feed.url})
+                result = FeedResult(url=feed.url, status="failed",
+                                    error=f"internal error: {type(exc).__name__}")
             summary.results.append(result)
             if on_result:
                 on_result(result)
@@ -103,7 +108,11 @@ class Pipeline:
             result, now, feed.interval or self.settings.default_interval, failures=failures,
             jitter=self.settings.jitter, max_backoff=self.settings.max_backoff,
             retry_after=result.retry_after)
-        self.store.record_poll(result, now, **extra)  # type: ignore[arg-type]
+        try:
+            self.store.record_poll(result, now, **extra)  # type: ignore[arg-type]
+        except StorageError as exc:  # disk full, locked too long: the next poll tries again
+            log.error("feed state not saved", extra={"feed": feed.url, "outcome": str(exc)})
+            result.status, result.error = "failed", str(exc)
         return result
 
     async def _poll(self, feed: FeedConfig, row: dict[str, object], now: datetime,

@@ -20,6 +20,10 @@ from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from .errors import ConfigError
 
 MAX_BYTES = 2_000_000
+# Plain scalars that YAML 1.1 tools (and many editors' linters) read as booleans. We load
+# YAML 1.2, where they are text, but a file that means different things to different tools
+# is a trap: `language: NO` must be quoted.
+_YAML11_BOOLS = {"y", "yes", "n", "no", "on", "off"}
 
 
 def key_path(loc: tuple[Any, ...]) -> str:
@@ -65,14 +69,22 @@ def _plain(node: Any, loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -
         return items
     if isinstance(node, bool) or node is None:
         return node
+    if type(node) is str and node.lower() in _YAML11_BOOLS:  # plain, unquoted
+        raise _Ambiguous(loc, node)
     for kind in (bool, int, float, str):  # ruamel's Scalar* subclasses -> plain types
         if isinstance(node, kind):
             return kind(node)
     return node
 
 
+class _Ambiguous(Exception):
+    def __init__(self, loc: tuple[Any, ...], value: str) -> None:
+        self.loc, self.value = loc, value
+
+
 def parse_text(text: str, file: str) -> Document:
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True  # quoted scalars keep their type, so plain ones can be told
     try:
         for event in yaml.parse(text):
             if isinstance(event, AliasEvent):
@@ -91,7 +103,12 @@ def parse_text(text: str, file: str) -> Document:
     except YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
     lines: dict[tuple[Any, ...], int] = {}
-    return Document(file, _plain(data, (), lines), lines)
+    try:
+        return Document(file, _plain(data, (), lines), lines)
+    except _Ambiguous as exc:
+        doc = Document(file, None, lines)
+        raise doc.error(exc.loc, f"{exc.value} means false or true to YAML 1.1 tools; write "
+                                 f'"{exc.value}" (quoted) for the text, or true/false') from None
 
 
 def load(path: str | Path) -> Document:

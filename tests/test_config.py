@@ -22,7 +22,12 @@ def expect_error(path, loader, text):
     (GOOD + "  - url: ftp://example.org/x\n    name: X\n",
      "feeds.yaml:4: feeds[1].url: not an http(s) URL"),
     (GOOD + "    colour: red\n", "feeds.yaml:4: feeds[0].colour: unknown key"),
-    (GOOD + "    enabled: NO\n", "feeds.yaml:4: feeds[0].enabled: Input should be a valid boolean"),
+    (GOOD + "    enabled: NO\n", "feeds.yaml:4: feeds[0].enabled: NO means false or true to "
+     "YAML 1.1 tools"),
+    (GOOD + "    language: NO\n", 'feeds.yaml:4: feeds[0].language: NO means false or true to '
+     'YAML 1.1 tools; write "NO" (quoted) for the text'),
+    (GOOD + "    enabled: 'yes'\n", "feeds.yaml:4: feeds[0].enabled: Input should be a valid "
+     "boolean"),
     (GOOD + "    interval: forever\n", "feeds.yaml:4: feeds[0].interval: expected a duration"),
     ("feeds:\n  - url: https://a.org/\n    name: 0777\n",
      "feeds.yaml:3: feeds[0].name: Input should be a valid string"),

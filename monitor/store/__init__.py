@@ -178,20 +178,35 @@ class Store:
 
 
 class _Transaction:
-    """db.atomic() that turns SQLite failures (disk full, lock timeouts) into StorageError."""
+    """A write transaction that takes the write lock up front (BEGIN IMMEDIATE), so a busy
+    database is waited for (busy_timeout) instead of failing when a read would turn into a
+    write; SQLite failures (disk full, lock timeouts) become StorageError."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cm: Any = None
+        self.outer = False
 
     def __enter__(self) -> None:
-        self._cm = self.db.atomic()
-        self._cm.__enter__()
+        conn = self.db.conn
+        self.outer = not conn.in_transaction
+        if self.outer:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise StorageError(f"database write failed: {err}") from None
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if not self.outer:
+            return False
+        conn = self.db.conn
         try:
-            self._cm.__exit__(kind, exc, tb)
+            if exc is None:
+                conn.commit()
+            else:
+                conn.rollback()
         except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.rollback()
             raise StorageError(f"database write failed: {err}") from None
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"database write failed: {exc}") from None
