@@ -117,9 +117,12 @@ class Pipeline:
 
     async def _poll(self, feed: FeedConfig, row: dict[str, object], now: datetime,
                     result: FeedResult) -> dict[str, object]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         response = await self.fetcher.get(
-            str(row.get("moved_to") or feed.url), trusted=True, max_bytes=self.settings.max_feed_bytes, accept=FEED_ACCEPT,
-            etag=row.get("etag"), last_modified=row.get("last_modified"))  # type: ignore[arg-type]
+            str(row.get("moved_to") or feed.url), trusted=True, accept=FEED_ACCEPT,
+            max_bytes=self.settings.max_feed_bytes, etag=row.get("etag"),  # type: ignore[arg-type]
+            last_modified=row.get("last_modified"))  # type: ignore[arg-type]
         result.http_status = response.status
         validators = {"etag": response.etag, "last_modified": response.last_modified,
                       "moved_to": response.moved_to}
@@ -135,14 +138,28 @@ class Pipeline:
             fetched=now, max_entries=self.settings.max_entries_per_feed)
         result.warning = parsed.warning
         entries = self._new_entries(parsed.entries)
+        tasks = [asyncio.create_task(self._article(e, feed)) for e in entries]
+        pending: set[asyncio.Task[Article]] = set()
         try:
-            articles = await asyncio.gather(*(self._article(e, feed) for e in entries))
+            if tasks:  # leave a tenth of the poll's deadline for storing what is done
+                budget = self.settings.poll_deadline * 0.9 - (loop.time() - started)
+                _, pending = await asyncio.wait(tasks, timeout=max(budget, 0.1))
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            articles = [t.result() for t in tasks if t not in pending]
             result.new_articles = self.store.add_articles(articles, now)
         finally:  # stored now, or to be tried again on the next poll
             for e in entries:
                 self._claimed.difference_update((e.guid, e.url))
         result.flagged = sum(1 for a in articles if a.score and a.score.flagged)
         result.status = "ok"
+        if pending:
+            # what is done is kept; the rest is new again next time, so the feed's validators
+            # and hash are not saved (a 304 would hide those entries)
+            result.warning = (f"poll deadline: {len(pending)} of {len(tasks)} pages left for "
+                              "the next poll")
+            return {"title": parsed.title, "moved_to": response.moved_to}
         return {**validators, "content_hash": digest, "title": parsed.title}
 
     def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:

@@ -154,3 +154,35 @@ def test_demo_seed_page_is_extracted_without_chrome():
                    "crypto channel", "Celebrity chef", "Privacy"):
         assert chrome not in page.text, chrome
     assert page.author == "Mara Velasquez" and page.language == "en"
+
+
+def test_poll_deadline_keeps_what_is_done_and_finishes_next_time(project, web, page_html):
+    import time
+
+    project.settings(allow_private_addresses=True, extract_workers=1, poll_deadline=3,
+                     per_host_limit=1)
+
+    def slow(n):
+        def route(h):
+            time.sleep(0.5)
+            body = page_html(f"Story {n}", STORY).encode()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        return route
+
+    for n in range(12):
+        web.routes[f"/page/{n}"] = slow(n)
+    web.send("/f.xml", rss([item(n, web.base) for n in range(12)]), ctype="application/rss+xml",
+             headers={"ETag": '"same"'})
+    project.feeds([("Slow", web.url("/f.xml"))])
+    first = project.run("-v", "poll", "--once").output
+    stored = rows(project.db, "SELECT count(*) FROM articles")[0][0]
+    assert 2 <= stored < 12, first
+    assert "pages left for the next poll" in first
+    assert rows(project.db, "SELECT etag, content_hash FROM feeds") == [(None, None)]
+    for _ in range(5):
+        project.run("poll", "--once")
+    assert rows(project.db, "SELECT count(*), count(DISTINCT url) FROM articles") == [(12, 12)]
+    assert rows(project.db, "SELECT etag FROM feeds") == [('"same"',)]
