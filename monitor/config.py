@@ -118,6 +118,8 @@ class Settings(BaseModel):
     per_host_limit: int = Field(2, ge=1, le=32, description="requests in flight to one host")
     extract_workers: int = Field(0, ge=0, le=64, description="processes extracting articles; "
                                  "0 = one per core")
+    extract_fast: bool = Field(False, description="trafilatura's fast mode (no fallback "
+                               "extractors); see scripts/eval_extraction.py before turning it on")
     fetch_articles: bool = Field(True, description="fetch and extract each new entry's page; "
                                  "off = score the feed's summary only")
     allow_private_addresses: bool = Field(False, description="let links from feed content lead "

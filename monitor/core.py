@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
 from .check import FeedCheck, check_feed
-from .pipeline import Pipeline, make_executor
+from .pipeline import Pipeline
 from .scoring import Rules, load_rules, score
 from .store import Store
 
@@ -63,15 +63,12 @@ class Monitor:
         gone = {r["url"] for r in self.store.feeds() if r.get("gone_at")}
         feeds = [f for f in (feeds if feeds is not None else self.config.feeds)
                  if f.enabled and f.url not in gone]
-        executor = make_executor(self.settings.extract_workers)
-        try:
-            async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
-                pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher,
-                                    executor)
+        async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
+            pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher)
+            try:
                 return await pipeline.poll(feeds, on_result)
-        finally:
-            if executor is not None:
-                executor.shutdown(cancel_futures=True)
+            finally:
+                pipeline.close()
 
     def feed_status(self) -> list[dict[str, Any]]:
         """Every feed's health, for `monitor status`."""

@@ -20,6 +20,11 @@ from __future__ import annotations
 class MonitorError(Exception):
     """Root of every error `monitor` raises on purpose."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # errors cross process boundaries (extraction runs in worker processes); the default
+        # pickling would call __init__ with the message alone and fail
+        return (_restore, (type(self), self.__dict__.copy(), str(self)))
+
 
 class ConfigError(MonitorError):
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
@@ -68,3 +73,10 @@ class StorageError(MonitorError):
 
 class AlreadyRunning(MonitorError):
     pass
+
+
+def _restore(cls: type[MonitorError], state: dict[str, object], message: str) -> MonitorError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error

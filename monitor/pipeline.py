@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from functools import partial
 
@@ -44,10 +45,12 @@ def make_executor(workers: int) -> Executor | None:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, rules: Rules, store: Store, fetcher: Fetcher,
-                 executor: Executor | None = None) -> None:
+    """Owns its extraction pool: call close() when done."""
+
+    def __init__(self, settings: Settings, rules: Rules, store: Store, fetcher: Fetcher) -> None:
         self.settings, self.rules, self.store = settings, rules, store
-        self.fetcher, self.executor = fetcher, executor
+        self.fetcher = fetcher
+        self.executor = make_executor(settings.extract_workers)
         self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
 
     async def poll(self, feeds: Iterable[FeedConfig],
@@ -204,8 +207,23 @@ class Pipeline:
         response = await self.fetcher.get(url, max_bytes=self.settings.max_page_bytes,
                                           accept=PAGE_ACCEPT)
         job = partial(extract_page, response.content, response.url, response.content_type,
-                      response.charset)
+                      response.charset, self.settings.extract_fast)
         loop = asyncio.get_running_loop()
         if self.executor is None:
             return await asyncio.to_thread(job)
-        return await loop.run_in_executor(self.executor, job)
+        executor = self.executor
+        try:
+            return await loop.run_in_executor(executor, job)
+        except BrokenProcessPool:
+            # a worker died (a crash in a parser, the OOM killer): replace the pool once per
+            # breakage and record this page as not extracted
+            if self.executor is executor:
+                executor.shutdown(wait=False, cancel_futures=True)
+                self.executor = make_executor(self.settings.extract_workers)
+                log.error("extraction worker died; pool replaced", extra={"outcome": url})
+            raise ExtractError(url, "extraction worker died on this page") from None
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+            self.executor = None

@@ -27,7 +27,7 @@ from .config import FeedConfig
 from .core import Monitor, load_config
 from .errors import AlreadyRunning, ConfigError, MonitorError
 from .fetch import Fetcher
-from .pipeline import Pipeline, make_executor
+from .pipeline import Pipeline
 
 log = logging.getLogger("monitor.service")
 WATCH_EVERY = 2.0  # seconds between checks of the YAML files
@@ -82,11 +82,10 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop, sig)
         settings = self.monitor.settings
-        executor = make_executor(settings.extract_workers)
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=settings.timezone)
         async with Fetcher(settings) as fetcher:
             self.pipeline = Pipeline(settings, self.monitor.config.rules, self.monitor.store,
-                                     fetcher, executor)
+                                     fetcher)
             self.scheduler.start()
             self._schedule_all()
             self.scheduler.add_job(self._watch, "interval", seconds=WATCH_EVERY, id="watch",
@@ -97,8 +96,7 @@ class Service:
             await self.stopping.wait()
             self.scheduler.shutdown(wait=False)
             await self._finish_in_flight()
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
+            self.pipeline.close()
         log.info("service stopped")
 
     def _stop(self, sig: int) -> None:

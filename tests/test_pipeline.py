@@ -186,3 +186,32 @@ def test_poll_deadline_keeps_what_is_done_and_finishes_next_time(project, web, p
         project.run("poll", "--once")
     assert rows(project.db, "SELECT count(*), count(DISTINCT url) FROM articles") == [(12, 12)]
     assert rows(project.db, "SELECT etag FROM feeds") == [('"same"',)]
+
+
+def test_worker_processes_report_extraction_failures(project, web, page_html):
+    """Extraction in real worker processes: an error raised there must cross back intact."""
+    project.settings(allow_private_addresses=True, extract_workers=2)
+    web.send("/page/1", page_html("Story 1", STORY))
+    web.send("/page/2", "<html><body><nav>menu</nav></body></html>")
+    web.send("/page/3", b"%PDF-1.4 not html", ctype="text/html")
+    web.send("/f.xml", rss([item(n, web.base) for n in (1, 2, 3)]), ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    result = project.run("poll", "--once")
+    assert "1 ok, 0 failed" in result.output and "3 new articles" in result.output
+    stored = dict(rows(project.db, "SELECT guid, extract_error FROM articles"))
+    assert stored["urn:test:1"] is None
+    assert stored["urn:test:2"].startswith("no article text found")
+    assert stored["urn:test:3"] == "a PDF, not an article page"
+
+
+def test_errors_survive_pickling():
+    import pickle
+
+    from monitor.errors import ConfigError, ExtractError, FetchError, TooLarge
+
+    for error in (ExtractError("http://a/", "no text"), TooLarge("http://a/", "big", status=200),
+                  FetchError("http://a/", "HTTP 503", status=503, retry_after=30.0),
+                  ConfigError("unknown key", file="feeds.yaml", line=3, key="feeds[0].x")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert copy.__dict__ == error.__dict__

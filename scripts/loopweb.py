@@ -1,0 +1,114 @@
+"""A loopback web for the scripts: N RSS feeds of M items over a folder of real pages, with a
+fixed latency per request, served by a separate process so it does not share the measured
+process's CPU. Only 127.0.0.1. Used by bench.py and eval_extraction.py."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import time
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_PAGES = ROOT.parent / "shared" / "corpus" / "pages"
+
+
+def find_pages(folder: Path | None = None) -> list[Path]:
+    """Real HTML pages: the shared corpus when present, else the demo's samples."""
+    folder = folder or SHARED_PAGES
+    if folder.is_dir():
+        pages = sorted(folder.glob("mozilla-readability/*/source.html.gz")) + \
+            sorted(folder.glob("newspaper/html/*.html.gz"))
+        if pages:
+            return pages
+    return sorted((ROOT / "monitor" / "demo" / "pages").glob("*.html"))
+
+
+def read_page(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, stats) -> None:
+    bodies = [read_page(Path(p)) for p in pages]
+    stamp = formatdate(time.time() - 3600, usegmt=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def reply(self, status: int, body: bytes, ctype: str, headers=None) -> None:  # noqa: ANN001
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802
+            time.sleep(latency)
+            kind, _, name = self.path.strip("/").partition("/")
+            stats[kind] = stats.get(kind, 0) + 1
+            if kind == "feed":
+                n = int(name.split(".")[0])
+                etag = f'"feed-{n}"'
+                if self.headers.get("If-None-Match") == etag:
+                    stats["304"] = stats.get("304", 0) + 1
+                    return self.reply(304, b"", "text/plain", {"ETag": etag})
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                out = [f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {n}'
+                       f"</title><link>{base}/</link><description>bench</description>"]
+                for k in range(items):
+                    i = n * items + k
+                    out.append(f"<item><title>Item {i}</title><link>{base}/page/{i}</link>"
+                               f"<guid>urn:bench:{i}</guid><pubDate>{stamp}</pubDate></item>")
+                out.append("</channel></rss>")
+                return self.reply(200, "".join(out).encode(), "application/rss+xml",
+                                  {"ETag": etag})
+            if kind == "page":
+                body = bodies[int(name) % len(bodies)]
+                return self.reply(200, body, "text/html")
+            if kind == "stats":
+                return self.reply(200, json.dumps(dict(stats)).encode(), "application/json")
+            self.reply(404, b"", "text/plain")
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 512
+
+        def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+            pass
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    port_q.put(httpd.server_address[1])
+    httpd.serve_forever()
+
+
+class LoopWeb:
+    def __init__(self, pages: list[Path], feeds: int, items: int, latency: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.manager = ctx.Manager()
+        self.stats = self.manager.dict()
+        port_q = ctx.Queue()
+        self.proc = ctx.Process(target=_serve, daemon=True, args=(
+            [str(p) for p in pages], feeds, items, latency, port_q, self.stats))
+        self.proc.start()
+        self.base = f"http://127.0.0.1:{port_q.get(timeout=60)}"
+        self.feeds = [f"{self.base}/feed/{n}.xml" for n in range(feeds)]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.stats)
+
+    def reset(self) -> None:
+        self.stats.clear()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.join()
+        self.manager.shutdown()
