@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -91,20 +91,35 @@ def poll(ctx: click.Context, once: bool) -> None:
 @cli.command()
 @click.option("--date", "day", callback=_date, help="Day (YYYY-MM-DD) in the configured "
               "time zone [default: today].")
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text",
-              show_default=True)
+@click.option("--since", callback=_date, help="Every day from this one (YYYY-MM-DD) to today.")
+@click.option("--format", "fmt", type=click.Choice(["term", "text", "md", "html", "json", "atom"]),
+              help="[default: term on a terminal, else text]")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option("--send", is_flag=True, help="Email it now, even if the day's digest was sent.")
 @click.pass_context
-def digest(ctx: click.Context, day: date | None, fmt: str, out: str | None) -> None:
-    """The flagged stories of a day, highest score first."""
+def digest(ctx: click.Context, day: date | None, since: date | None, fmt: str | None,
+           out: str | None, send: bool) -> None:
+    """The flagged stories of a day (or since a day), copies grouped, highest score first."""
+    if day and since:
+        raise click.UsageError("give --date or --since, not both")
     monitor = _open(ctx, need_feeds=False)
-    text = monitor.render_digest(day, fmt)
+    if send:
+        try:
+            to = monitor.send_digest(day or datetime.now(ZoneInfo(monitor.settings.timezone))
+                                     .date())
+        except MonitorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        click.echo(f"digest sent to {to}", err=True)
+        return
+    fmt = fmt or ("term" if sys.stdout.isatty() and not out else "text")
+    text = monitor.render_digest(day, fmt, since)
     if out:
         from .atomic import write_text
 
         write_text(Path(out), text)
     else:
-        click.echo(text)
+        click.echo(text, nl=False)
 
 
 @cli.command()
@@ -360,9 +375,10 @@ def _feed_title(ctx: click.Context, url: str) -> str:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["term", "text", "md", "html", "json", "atom"]),
+              help="[default: term on a terminal, else text]")
 @click.pass_context
-def demo(ctx: click.Context, fmt: str) -> None:
+def demo(ctx: click.Context, fmt: str | None) -> None:
     """Run the whole job offline against sample feeds served on 127.0.0.1."""
     from .demo import DemoServer
 
@@ -386,7 +402,8 @@ def demo(ctx: click.Context, fmt: str) -> None:
             click.echo("demo: second poll (nothing changed): "
                        + monitor.poll_once(allow_private=True).line(), err=True)
             day = server.now.astimezone(ZoneInfo(monitor.settings.timezone)).date()
-            click.echo(monitor.render_digest(day, fmt))
+            fmt = fmt or ("term" if sys.stdout.isatty() else "text")
+            click.echo(monitor.render_digest(day, fmt), nl=False)
         finally:
             monitor.close()
 

@@ -115,7 +115,7 @@ class Settings(BaseModel):
     max_feed_bytes: int = Field(10_000_000, gt=0, description="decoded size cap for a feed")
     max_page_bytes: int = Field(5_000_000, gt=0, description="decoded size cap for an article page")
     concurrency: int = Field(16, ge=1, le=256, description="requests in flight at once")
-    per_host_limit: int = Field(2, ge=1, le=32, description="requests in flight to one host")
+    per_host_limit: int = Field(2, ge=1, le=256, description="requests in flight to one host")
     extract_workers: int = Field(0, ge=0, le=64, description="processes extracting articles; "
                                  "0 = one per core")
     extract_fast: bool = Field(False, description="trafilatura's fast mode (no fallback "

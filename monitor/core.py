@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from .atomic import write_text
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
+from .digest.mail import build_message, send
 from .errors import ConfigError
 from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
@@ -126,26 +127,52 @@ class Monitor:
 
     # -- digest ------------------------------------------------------------------------------
 
-    def digest(self, day: date | None = None) -> Digest:
+    def digest(self, day: date | None = None, since: date | None = None) -> Digest:
+        """The digest of *day* (default today), or of every day from *since* to today."""
         tz = self.settings.timezone
-        day = day or datetime.now(ZoneInfo(tz)).date()
-        start, end = day_bounds(day, tz)
-        return build_digest(self.store.flagged_between(start, end), day, tz)
+        today = datetime.now(ZoneInfo(tz)).date()
+        first, last = (since, today) if since else (day or today, day or today)
+        start, end = day_bounds(first, tz, last)
+        rows = self.store.flagged_between(start, end)
+        clusters = sorted({r["cluster_id"] for r in rows if r.get("cluster_id")})
+        label = first.isoformat() if first == last else f"{first} to {last}"
+        return build_digest(rows, self.store.cluster_members(clusters), self.store.feeds(),
+                            label, tz, datetime.now(ZoneInfo("UTC")))
 
-    def render_digest(self, day: date | None = None, fmt: str = "text") -> str:
-        return render(self.digest(day), fmt)
+    def render_digest(self, day: date | None = None, fmt: str = "text",
+                      since: date | None = None) -> str:
+        return render(self.digest(day, since), fmt)
 
     def write_daily_digest(self, day: date) -> list[Path]:
-        """Write the day's digest into digest_dir, one file per format, each whole or not at
-        all (a temporary file, then a rename)."""
+        """Write the day's digest into digest_dir in every file format, each whole or not at
+        all (a temporary file, then a rename); email it once if email is configured."""
         digest = self.digest(day)
         folder = Path(self.settings.digest_dir)
         written = []
-        for fmt, suffix in (("md", "md"), ("json", "json"), ("text", "txt")):
+        for fmt, suffix in (("md", "md"), ("html", "html"), ("json", "json"),
+                            ("text", "txt"), ("atom", "atom")):
             path = folder / f"{digest.date}.{suffix}"
             write_text(path, render(digest, fmt))
             written.append(path)
+        now = datetime.now(ZoneInfo("UTC"))
+        record = self.store.digest_record(digest.date)
+        self.store.record_digest(digest.date, len(digest.stories), digest.articles, now)
+        if self.settings.email.host and not (record and record.get("sent_at")):
+            self.send_digest(day, digest)
         return written
+
+    def send_digest(self, day: date, digest: Digest | None = None) -> str:
+        """Email the day's digest now (HTML with a text alternative); returns the recipients."""
+        digest = digest or self.digest(day)
+        email = self.settings.email
+        subject = f"monitor digest {digest.date}: {len(digest.stories)} stories"
+        send(email, build_message(email, subject, render(digest, "text"),
+                                  render(digest, "html")))
+        to = ", ".join(email.to)
+        self.store.record_digest(digest.date, len(digest.stories), digest.articles,
+                                 datetime.now(ZoneInfo("UTC")), sent_at=datetime.now(
+                                     ZoneInfo("UTC")), sent_to=to)
+        return to
 
 
 def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:

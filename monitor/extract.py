@@ -6,10 +6,12 @@ Runs in worker processes, so everything here is a top-level function of plain ar
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import UTC, datetime
 
 import trafilatura
 
+from .digest.cluster import signature
 from .errors import ExtractError
 from .models import Page
 
@@ -17,6 +19,9 @@ HTML_TYPES = {"", "text/html", "application/xhtml+xml", "text/xml", "application
               "text/plain", "application/octet-stream"}
 _HTML_LANG = re.compile(rb"""<html[^>]*\slang\s*=\s*["']?([a-zA-Z]{2,3})""", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.I)
+# htmldate asks dateutil about odd zone names ("EST") and dateutil warns; the date is still
+# read, so the warning is noise in a long-running service's log
+warnings.filterwarnings("ignore", message="tzname .* identified but not understood")
 MIN_TEXT = 80  # fewer characters is a stub, not an article ...
 MIN_TEXT_CJK = 25  # ... but a Chinese, Japanese or Korean character carries a word
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -91,7 +96,7 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
     if len(text) < (MIN_TEXT_CJK if _CJK.search(text[:200]) else MIN_TEXT):
         raise ExtractError(url, f"no article text found (only {len(text)} characters)")
     return Page(text=text, title=doc.title or None, author=doc.author or None,
-                published=_date(doc.date), language=language)
+                published=_date(doc.date), language=language, signature=signature(text))
 
 
 def _date(value: str | None) -> datetime | None:

@@ -36,6 +36,7 @@ class Page:
     author: str | None = None
     published: datetime | None = None
     language: str | None = None
+    signature: bytes | None = None  # MinHash of the text, for near-duplicate clustering
 
 
 class Match(NamedTuple):  # a tuple: articles carry dozens, built in the scorer's hot loop
@@ -73,6 +74,7 @@ class Article:
     language: str | None
     extract_error: str | None
     score: Score | None = None
+    signature: bytes | None = None
 
 
 @dataclass

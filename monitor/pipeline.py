@@ -15,10 +15,11 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from .config import FeedConfig, Settings
+from .digest.cluster import Clusters, signature
 from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageError
 from .extract import extract_page
 from .feeds import parse_feed
@@ -32,6 +33,7 @@ log = logging.getLogger("monitor.pipeline")
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+CLUSTER_DAYS = 30  # how far back a new article looks for an earlier copy of itself
 
 
 def make_executor(workers: int) -> Executor | None:
@@ -51,7 +53,12 @@ class Pipeline:
         self.settings, self.rules, self.store = settings, rules, store
         self.fetcher = fetcher
         self.executor = make_executor(settings.extract_workers)
+        # Backpressure: fetching outruns extraction, and every fetched page waits in memory
+        # for a worker. A slot covers a page from its fetch to the end of its extraction.
+        workers = settings.extract_workers or os.cpu_count() or 1
+        self._page_slots = asyncio.Semaphore(settings.concurrency + 2 * workers)
         self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
+        self._clusters: Clusters | None = None  # loaded on first use
 
     async def poll(self, feeds: Iterable[FeedConfig],
                    on_result: Callable[[FeedResult], None] | None = None) -> CycleSummary:
@@ -152,6 +159,8 @@ class Pipeline:
                 await asyncio.gather(*pending, return_exceptions=True)
             articles = [t.result() for t in tasks if t not in pending]
             result.new_articles = self.store.add_articles(articles, now)
+            if result.new_articles:
+                self._cluster(articles)
         finally:  # stored now, or to be tried again on the next poll
             for e in entries:
                 self._claimed.difference_update((e.guid, e.url))
@@ -164,6 +173,16 @@ class Pipeline:
                               "the next poll")
             return {"title": parsed.title, "moved_to": response.moved_to}
         return {**validators, "content_hash": digest, "title": parsed.title}
+
+    def _cluster(self, articles: list[Article]) -> None:
+        """Put each new article in the cluster of an earlier copy of the same story."""
+        if self._clusters is None:
+            self._clusters = Clusters()
+            since = datetime.now(UTC) - timedelta(days=CLUSTER_DAYS)
+            for article_id, cluster_id, sig in self.store.signatures_since(since):
+                self._clusters.add(article_id, sig, cluster_id)
+        new = self.store.unclustered([a.entry.guid for a in articles])
+        self.store.set_clusters([(i, self._clusters.add(i, sig)) for i, sig in new])
 
     def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
         guids = [e.guid for e in entries]
@@ -201,9 +220,14 @@ class Pipeline:
                           language=(page.language if page else None) or feed.language,
                           extract_error=error)
         article_score = score(self.rules, article.title, article.text)
-        return Article(**{**article.__dict__, "score": article_score})
+        sig = page.signature if page else signature(article.text)
+        return Article(**{**article.__dict__, "score": article_score, "signature": sig})
 
     async def _extract(self, url: str) -> Page:
+        async with self._page_slots:
+            return await self._fetch_and_extract(url)
+
+    async def _fetch_and_extract(self, url: str) -> Page:
         response = await self.fetcher.get(url, max_bytes=self.settings.max_page_bytes,
                                           accept=PAGE_ACCEPT)
         job = partial(extract_page, response.content, response.url, response.content_type,

@@ -33,7 +33,14 @@ def read_page(path: Path) -> bytes:
 
 
 def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, stats) -> None:
+    import threading
+
     bodies = [read_page(Path(p)) for p in pages]
+    lock = threading.Lock()
+
+    def count(key: str) -> None:
+        with lock:  # a manager dict's get-then-set is not atomic across threads
+            stats[key] = stats.get(key, 0) + 1
     stamp = formatdate(time.time() - 3600, usegmt=True)
 
     class Handler(BaseHTTPRequestHandler):
@@ -54,12 +61,12 @@ def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, sta
         def do_GET(self) -> None:  # noqa: N802
             time.sleep(latency)
             kind, _, name = self.path.strip("/").partition("/")
-            stats[kind] = stats.get(kind, 0) + 1
+            count(kind)
             if kind == "feed":
                 n = int(name.split(".")[0])
                 etag = f'"feed-{n}"'
                 if self.headers.get("If-None-Match") == etag:
-                    stats["304"] = stats.get("304", 0) + 1
+                    count("304")
                     return self.reply(304, b"", "text/plain", {"ETag": etag})
                 base = f"http://127.0.0.1:{self.server.server_address[1]}"
                 out = [f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {n}'

@@ -1,4 +1,4 @@
-"""Building the digest (pure) and rendering it (text, Markdown, JSON)."""
+"""Building the digest (pure) and rendering it; clusters of copies; email."""
 
 from .build import Digest, Story, build_digest, day_bounds
 from .render import FORMATS, render

@@ -138,6 +138,51 @@ class Store:
             self.db["articles"].insert_all(rows, ignore=True, batch_size=500)
             return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0] - before)
 
+    def signatures_since(self, since: datetime) -> list[tuple[int, int | None, bytes | None]]:
+        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
+            "SELECT id, cluster_id, signature FROM articles WHERE fetched_at >= ? "
+            "AND cluster_id IS NOT NULL ORDER BY id", [iso(since)])]
+
+    def unclustered(self, guids: list[str]) -> list[tuple[int, bytes | None]]:
+        out: list[tuple[int, bytes | None]] = []
+        for i in range(0, len(guids), 500):
+            chunk = guids[i:i + 500]
+            out += [(r[0], r[1]) for r in self.db.execute(
+                f"SELECT id, signature FROM articles WHERE cluster_id IS NULL AND guid IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
+        return out
+
+    def set_clusters(self, pairs: list[tuple[int, int]]) -> None:
+        with self._write():
+            self.db.conn.executemany("UPDATE articles SET cluster_id = ? WHERE id = ?",
+                                     [(c, i) for i, c in pairs])
+
+    def cluster_members(self, cluster_ids: list[int]) -> list[dict[str, Any]]:
+        if not cluster_ids:
+            return []
+        marks = ",".join("?" * len(cluster_ids))
+        sql = f"""SELECT a.id, a.cluster_id, a.title, a.url, a.published, a.fetched_at,
+                         a.flagged, coalesce(f.name, a.feed_url) AS feed_name
+                  FROM articles a LEFT JOIN feeds f ON f.url = a.feed_url
+                  WHERE a.cluster_id IN ({marks})
+                  ORDER BY coalesce(a.published, a.fetched_at), a.id"""
+        cur = self.db.execute(sql, cluster_ids)
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
+
+    def digest_record(self, day: str) -> dict[str, Any] | None:
+        rows = list(self.db["digests"].rows_where("day = ?", [day]))
+        return rows[0] if rows else None
+
+    def record_digest(self, day: str, stories: int, articles: int, created_at: datetime,
+                      sent_at: datetime | None = None, sent_to: str | None = None) -> None:
+        row: dict[str, Any] = {"day": day, "stories": stories, "articles": articles,
+                               "created_at": iso(created_at)}
+        if sent_at is not None:
+            row.update(sent_at=iso(sent_at), sent_to=sent_to)
+        with self._write():
+            self.db["digests"].upsert(row, pk="day")
+
     def article(self, key: str | int) -> dict[str, Any] | None:
         where = "id = ?" if str(key).isdigit() else "url = ?"
         rows = list(self.db["articles"].rows_where(where, [int(key) if str(key).isdigit()
@@ -145,7 +190,9 @@ class Store:
         return _decode(rows[0]) if rows else None
 
     def flagged_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        sql = """SELECT a.*, coalesce(f.name, a.feed_url) AS feed_name FROM articles a
+        sql = """SELECT a.id, a.url, a.feed_url, a.guid, a.title, a.author, a.published,
+                        a.fetched_at, a.text, a.language, a.score, a.flagged, a.matches, a.tags,
+                        a.cluster_id, coalesce(f.name, a.feed_url) AS feed_name FROM articles a
                  LEFT JOIN feeds f ON f.url = a.feed_url
                  WHERE a.flagged = 1 AND coalesce(a.published, a.fetched_at) >= ?
                    AND coalesce(a.published, a.fetched_at) < ?
@@ -223,6 +270,7 @@ def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
         "score": s.score if s else None, "flagged": int(s.flagged) if s else 0,
         "matches": json.dumps([m.as_dict() for m in s.matches] if s else [], ensure_ascii=False),
         "tags": json.dumps(s.tags if s else {}, ensure_ascii=False),
+        "signature": a.signature,
     }
 
 

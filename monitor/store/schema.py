@@ -36,3 +36,13 @@ def m002_feed_health(db: Database) -> None:
     """A 410 marks a feed gone until the user re-enables it; Retry-After is remembered."""
     db["feeds"].add_column("gone_at", str)
     db["feeds"].add_column("retry_after", float)
+
+
+@migrations()
+def m003_clusters_and_digests(db: Database) -> None:
+    """Near-duplicate clusters (named by their first article's id) and sent digests."""
+    db["articles"].add_column("signature", bytes)
+    db["articles"].add_column("cluster_id", int)
+    db["articles"].create_index(["cluster_id"])
+    db["digests"].create({"day": str, "created_at": str, "stories": int, "articles": int,
+                          "sent_at": str, "sent_to": str}, pk="day")

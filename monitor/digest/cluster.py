@@ -1,0 +1,57 @@
+"""Near-duplicate stories: MinHash signatures of article text and an LSH index (datasketch).
+
+Syndicated copies and reposts differ in chrome, headlines and a sentence here and there, not
+in their body; word 4-shingles of the normalised text catch that, URLs and titles do not.
+Pure apart from the index it keeps in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from ..scoring.text import normalize
+
+NUM_PERM = 64
+THRESHOLD = 0.5  # estimated Jaccard similarity of shingle sets that makes two copies one story
+SHINGLE = 4
+SCHEME = MinHash(num_perm=NUM_PERM).scheme
+
+
+def signature(text: str) -> bytes | None:
+    """The MinHash of the text's word 4-shingles; None for texts too short to compare."""
+    words = normalize(text).split()
+    if len(words) < 30:
+        return None
+    shingles = {" ".join(words[i:i + SHINGLE]).encode() for i in range(len(words) - SHINGLE + 1)}
+    m = MinHash(num_perm=NUM_PERM)
+    m.update_batch(list(shingles))
+    return m.hashvalues.astype(np.uint64).tobytes()
+
+
+def _minhash(sig: bytes) -> MinHash:
+    return MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(sig, dtype=np.uint64),
+                   scheme=SCHEME)
+
+
+class Clusters:
+    """Which stored story a new article copies. Keys are article ids; a cluster is named by
+    the id of its first article."""
+
+    def __init__(self) -> None:
+        self.lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+        self.cluster_of: dict[int, int] = {}
+
+    def add(self, article_id: int, sig: bytes | None, cluster_id: int | None = None) -> int:
+        """Index an article; returns its cluster (an earlier copy's, else its own id)."""
+        if sig is None:
+            self.cluster_of[article_id] = cluster_id or article_id
+            return self.cluster_of[article_id]
+        m = _minhash(sig)
+        if cluster_id is None:
+            matches = [self.cluster_of[k] for k in self.lsh.query(m) if k in self.cluster_of]
+            cluster_id = min(matches) if matches else article_id
+        if article_id not in self.cluster_of:
+            self.lsh.insert(article_id, m)
+        self.cluster_of[article_id] = cluster_id
+        return cluster_id

@@ -1,0 +1,209 @@
+"""The digest: clusters of copies, every format, hostile content inert (checked in a real
+headless Chromium), and email through a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+
+import feedparser
+import pytest
+
+from monitor.core import make_monitor
+from monitor.digest import render
+from monitor.digest.build import Digest, FeedHealth, Source, Story
+
+from .helpers import NOW, item, rss
+
+BODY = ("The city of Ostrava has switched on facial recognition across its network of "
+        "1,800 street cameras, turning a traffic programme into a police surveillance system. "
+        "Documents show that officers can search live CCTV footage for a face in seconds and "
+        "follow a person from camera to camera across the old town and the train station. "
+        "Residents were never asked, and the city council will debate a moratorium in March. "
+        "Digital-rights groups say there is no retention limit and no independent oversight.")
+DISTINCT = [
+    ("Sheriff buys 40 licence plate readers", "The county sheriff will install 40 automated "
+     "licence plate reader cameras at intersections; police can search a year of records."),
+    ("Police drones with thermal cameras over parks", "The city police department will fly "
+     "drones with thermal cameras over public parks and stream video to a crime center."),
+    ("Predictive policing tool dropped by the city", "The city police stopped using predictive "
+     "policing software after an audit found it sent officers to the same neighbourhoods."),
+    ("Health code app tracked residents' movements", "The mandatory health code app logged the "
+     "movements of residents, and local police used it to track people who attended protests."),
+    ("Hikvision cameras found in government buildings", "An audit found 700 Hikvision "
+     "surveillance cameras in government buildings and police stations despite a ban."),
+]
+
+
+def test_five_copies_and_five_distinct_stories_make_six_entries(project, web, page_html):
+    chrome = ["Share this", "Spread the love", "Read more at the source", "Related: weather",
+              "Comments are closed"]
+    entries = []
+    for n in range(5):  # one story syndicated by five feeds under five URLs and headlines
+        web.send(f"/copy{n}", page_html(f"Ostrava cameras now recognise faces ({n})",
+                                        f"{chrome[n]}.\n\n{BODY}\n\nPublished by outlet {n}."))
+    for n, (title, text) in enumerate(DISTINCT):
+        web.send(f"/story{n}", page_html(title, (text + " ") * 3))
+    for n in range(5):
+        items = [{**item(10 * n, web.base, path=f"/copy{n}", title=f"Ostrava copy {n}"),
+                  "pubDate": f"Fri, 27 Nov 2026 0{n}:00:00 GMT"}]
+        items.append(item(10 * n + 1, web.base, path=f"/story{n}", title=DISTINCT[n][0]))
+        web.send(f"/feed{n}.xml", rss(items), ctype="application/rss+xml")
+    project.feeds([(f"Outlet {n}", web.url(f"/feed{n}.xml")) for n in range(5)])
+    assert "10 new articles, 10 flagged" in project.run("poll", "--once").output
+    out = json.loads(project.run("digest", "--format", "json", "--date", "2026-11-27").output)
+    assert len(out["stories"]) == 6
+    ostrava = [s for s in out["stories"] if len(s["sources"]) > 1]
+    assert len(ostrava) == 1 and len(ostrava[0]["sources"]) == 5
+    assert [s["feed"] for s in ostrava[0]["sources"]] == [f"Outlet {n}" for n in range(5)]
+    assert out["articles"] == 10
+    with sqlite3.connect(project.db) as conn:
+        clusters = conn.execute("SELECT count(DISTINCT cluster_id) FROM articles").fetchone()[0]
+    assert clusters == 6  # kept in the database
+
+
+def hostile_digest() -> Digest:
+    evil = ('<script>document.title="PWNED"</script><img src=x onerror="document.title=\'PWNED\'">'
+            '"><svg onload=alert(1)>')
+    story = Story(
+        id=1, title=f"Title {evil}", url="javascript:alert(1)", feed=f"Feed {evil}",
+        published="2026-11-27T08:00:00+00:00", score=12.5,
+        matches=[{"term": "facial recognition", "concept": "face_recognition", "field": "title",
+                  "count": 1, "contribution": 6.0},
+                 {"term": "<script>", "concept": "x", "field": "body", "count": 1,
+                  "contribution": 1.0}],
+        tags={"vendor": [f"Vendor {evil}"], "place": ["China"]},
+        excerpt=f"Police use facial recognition {evil} <a href=\"javascript:alert(2)\">x</a>",
+        sources=[Source(feed=f"Feed {evil}", title="t", url=None, published=None),
+                 Source(feed="Data", title="t", url=None, published="2026-11-27")])
+    clean = Story(id=2, title="Clean", url="https://example.org/a", feed="Feed",
+                  published="2026-11-27T09:00:00+00:00", score=9.0, matches=[], tags={},
+                  excerpt="", sources=[Source("Feed", "Clean", "https://example.org/a", None)])
+    return Digest(date="2026-11-27", timezone="UTC", stories=[story, clean], articles=2,
+                  top_tags=[("China", 1)],
+                  health=FeedHealth(failing=[{"name": evil, "url": "http://x/",
+                                              "last_error": evil, "consecutive_failures": 2}]))
+
+
+def test_hostile_content_is_inert_in_every_format():
+    d = hostile_digest()
+    md = render(d, "md")  # markup in Markdown only as backslash-escaped text
+    assert "(<javascript" not in md
+    assert not re.search(r"(?<!\\)<(script|a |img|svg)", md)
+    html = render(d, "html")
+    assert "<script" not in html and "onerror=" not in html.replace("onerror=&#34;", "")
+    assert 'href="javascript' not in html and "<svg" not in html
+    parsed = feedparser.parse(render(d, "atom").encode())
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    assert len(parsed.entries) == 2
+    assert parsed.entries[0].title.startswith("Title <script>")  # text, shown as text
+    assert all(not link.href.startswith("javascript") for e in parsed.entries
+               for link in e.get("links", []))
+    assert parsed.entries[1].link == "https://example.org/a"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
+                    reason="no system Chromium (CI installs it)")
+def test_html_digest_runs_no_script_in_a_real_browser(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(render(hostile_digest(), "html"), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(page_file.as_uri())
+            page.wait_for_timeout(300)
+            assert dialogs == []
+            assert page.title() == "Digest for 2026-11-27"
+            assert page.evaluate("document.querySelectorAll('script').length") == 0
+            assert page.evaluate("document.querySelectorAll('[onerror],[onload]').length") == 0
+            hrefs = page.evaluate("[...document.querySelectorAll('a')].map(a => a.href)")
+            assert hrefs == ["https://example.org/a", "https://example.org/a"]
+            assert "<script>" in page.inner_text("main")  # shown as text, not run
+            page.screenshot(path=str(tmp_path / "digest.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received = []
+
+    class Keep(Message):
+        def handle_message(self, message) -> None:  # noqa: ANN001
+            received.append(message)
+
+    import socket
+
+    with socket.socket() as probe:  # aiosmtpd checks its own port on start, so not port 0
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield controller, received
+    controller.stop()
+
+
+def test_daily_digest_is_emailed_once_then_only_on_request(project, web, page_html,
+                                                          smtp_server):
+    controller, received = smtp_server
+    web.send("/f.xml", rss([item(1, web.base, title="Police expand facial recognition")]),
+             ctype="application/rss+xml")
+    web.send("/page/1", page_html("Police expand facial recognition", BODY))
+    project.feeds([("F", web.url("/f.xml"))])
+    config = project.root / "config" / "settings.yaml"
+    config.write_text(config.read_text() + (
+        f"digest_dir: {project.root / 'digests'}\nemail:\n  host: 127.0.0.1\n"
+        f"  port: {controller.port}\n  tls: none\n"
+        "  from: monitor@example.org\n  to: [analyst@example.org]\n"))
+    project.run("poll", "--once")
+    monitor = make_monitor(project.paths)
+    try:
+        files = monitor.write_daily_digest(NOW.date())
+        monitor.write_daily_digest(NOW.date())  # written again, but not sent twice
+    finally:
+        monitor.close()
+    assert {p.suffix for p in files} == {".md", ".html", ".json", ".txt", ".atom"}
+    assert len(received) == 1
+    msg = received[0]
+    assert msg["To"] == "analyst@example.org" and "1 stories" in msg["Subject"]
+    parts = {part.get_content_type(): part for part in msg.walk()}
+    assert "text/plain" in parts and "text/html" in parts
+    assert "Police expand facial recognition" in parts["text/plain"].get_payload(decode=True
+                                                                                ).decode()
+    with sqlite3.connect(project.db) as conn:
+        sent = conn.execute("SELECT day, stories, sent_to FROM digests").fetchall()
+    assert sent == [(NOW.date().isoformat(), 1, "analyst@example.org")]
+    again = project.run("digest", "--send", "--date", NOW.date().isoformat())
+    assert again.exit_code == 0 and len(received) == 2
+
+
+def test_terminal_and_range(project, web, page_html):
+    web.send("/f.xml", rss([item(1, web.base, title="Police expand facial recognition")]),
+             ctype="application/rss+xml")
+    web.send("/page/1", page_html("Police expand facial recognition", BODY))
+    project.feeds([("F", web.url("/f.xml"))])
+    project.run("poll", "--once")
+    term = project.run("digest", "--format", "term").output  # the runner strips colour
+    assert "Police expand facial recognition" in term and "╭" in term
+    assert "\x1b[" in render(hostile_digest(), "term")
+    since = json.loads(project.run("digest", "--since", "2026-01-01", "--format", "json").output)
+    assert since["date"].startswith("2026-01-01 to ") and len(since["stories"]) == 1
+    assert project.run("digest", "--date", "2026-01-01", "--since", "2026-01-01").exit_code == 2
+    assert datetime.now(UTC)
