@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 
 from .config import Settings
 from .errors import ExtractError, FetchError, ParseError
-from .extract import extract_page
 from .feeds import parse_feed
 from .fetch import Fetcher
-from .pipeline import FEED_ACCEPT, PAGE_ACCEPT
+from .pipeline import FEED_ACCEPT, PAGE_ACCEPT, extract_job
 from .scoring import Rules, score
 
 
@@ -44,8 +43,9 @@ async def check_feed(settings: Settings, rules: Rules, url: str, first_page: boo
         try:
             page_response = await fetcher.get(first.url, max_bytes=settings.max_page_bytes,
                                               accept=PAGE_ACCEPT)
-            page = extract_page(page_response.content, page_response.url,
-                                page_response.content_type, page_response.charset)
+            page = extract_job(page_response.content, page_response.url,
+                               page_response.content_type, page_response.charset,
+                               settings.extract_fast)
         except (FetchError, ExtractError) as exc:
             report.lines.append(f"  page not extracted: {exc.reason}; the summary would be used")
             return report

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import ssl
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import brotli
+import certifi
 import httpx
 
 from .config import Settings
@@ -95,7 +98,7 @@ class Fetcher:
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             limits=httpx.Limits(max_connections=settings.concurrency,
                                 max_keepalive_connections=settings.concurrency),
-            follow_redirects=False, trust_env=False,
+            follow_redirects=False, trust_env=False, verify=_tls(),
         ) for _ in range(2))
 
     async def __aenter__(self) -> Fetcher:
@@ -195,6 +198,12 @@ class Fetcher:
                         content_type=ctype.split(";")[0].strip().lower(), charset=r.charset_encoding,
                         etag=r.headers.get("etag"), last_modified=r.headers.get("last-modified"),
                         moved_to=moved_to)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs tens of milliseconds."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class Decoder:

@@ -21,7 +21,6 @@ from functools import partial
 from .config import FeedConfig, Settings
 from .digest.cluster import Clusters, signature
 from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageError
-from .extract import extract_page
 from .feeds import parse_feed
 from .fetch import Fetcher
 from .models import Article, CycleSummary, Entry, FeedResult, Page
@@ -36,14 +35,27 @@ PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 CLUSTER_DAYS = 30  # how far back a new article looks for an earlier copy of itself
 
 
+WORKER_PAGES = 500  # a worker is replaced after this many pages: lxml's memory only grows
+
+
 def make_executor(workers: int) -> Executor | None:
     """A process pool for extraction; None means extract in a thread of this process."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1:
         return None
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["monitor.extract"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    ctx.set_forkserver_preload(["monitor.extract", "monitor.pipeline"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                               max_tasks_per_child=WORKER_PAGES)
+
+
+def extract_job(content: bytes, url: str, content_type: str, charset: str | None,
+                fast: bool) -> Page:
+    """Runs in a worker. Imported here, not at the top, so that the main process never
+    loads trafilatura when extraction runs in workers."""
+    from .extract import extract_page
+
+    return extract_page(content, url, content_type, charset, fast)
 
 
 class Pipeline:
@@ -230,7 +242,7 @@ class Pipeline:
     async def _fetch_and_extract(self, url: str) -> Page:
         response = await self.fetcher.get(url, max_bytes=self.settings.max_page_bytes,
                                           accept=PAGE_ACCEPT)
-        job = partial(extract_page, response.content, response.url, response.content_type,
+        job = partial(extract_job, response.content, response.url, response.content_type,
                       response.charset, self.settings.extract_fast)
         loop = asyncio.get_running_loop()
         if self.executor is None:

@@ -115,7 +115,7 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=12)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--pages", type=Path, default=None)
-    ap.add_argument("--concurrency", type=int, default=64,
+    ap.add_argument("--concurrency", type=int, default=32,
                     help="requests in flight (the loopback web is one host, so the per-host "
                          "limit is set to the same)")
     ap.add_argument("--fast", action="store_true", help="trafilatura's fast mode")

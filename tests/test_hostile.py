@@ -472,20 +472,28 @@ def test_kill_9_mid_poll_loses_nothing_and_stores_nothing_twice(project, web, pa
     cmd = [sys.executable, "-m", "monitor", "--feeds", str(p.feeds), "--keywords",
            str(p.keywords), "--settings", str(p.settings), "run"]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, cwd=project.root)
-    deadline = time.monotonic() + 20
-    while sum(web.hits[f"/page/{n}"] for n in range(40)) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.kill()  # SIGKILL in the middle of fetching the feed's pages
-    proc.wait()
+    try:
+        deadline = time.monotonic() + 20
+        while sum(web.hits[f"/page/{n}"] for n in range(40)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL in the middle of fetching the feed's pages
+        proc.wait()
     assert q(project, "PRAGMA integrity_check") == [("ok",)]
     before = q(project, "SELECT count(*) FROM articles")[0][0]
     assert before in (0, 40)  # a feed's articles are written in one transaction
     again = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, cwd=project.root)
-    deadline = time.monotonic() + 60
-    while q(project, "SELECT count(*) FROM articles")[0][0] < 40 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    again.terminate()
-    assert again.wait(timeout=15) == 0
+    try:
+        deadline = time.monotonic() + 60
+        while q(project, "SELECT count(*) FROM articles")[0][0] < 40 and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        again.terminate()
+        assert again.wait(timeout=15) == 0
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()
     assert q(project, "SELECT count(*), count(DISTINCT url), count(DISTINCT guid) "
                       "FROM articles") == [(40, 40, 40)]
 
@@ -534,14 +542,20 @@ def test_a_job_that_raises_is_logged_once_and_the_service_goes_on(project, web, 
         proc = subprocess.Popen([sys.executable, "-c", script, "--feeds", str(p.feeds),
                                  "--keywords", str(p.keywords), "--settings", str(p.settings),
                                  "run"], stderr=err, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            rows = q(project, "SELECT polls FROM feeds") if project.db.exists() else []
-            if rows and (rows[0][0] or 0) >= 2 and log.read_text().count("digest job raised") >= 2:
-                break
-            time.sleep(0.2)
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                rows = q(project, "SELECT polls FROM feeds") if project.db.exists() else []
+                if rows and (rows[0][0] or 0) >= 2 and \
+                        log.read_text().count("digest job raised") >= 2:
+                    break
+                time.sleep(0.2)
+            proc.terminate()
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     text = log.read_text()
     assert text.count("RuntimeError: injected fault") == 1
     assert text.count("poll raised") == 1

@@ -62,8 +62,10 @@ class Store:
                             configured)
 
     def feed(self, url: str) -> dict[str, Any] | None:
-        rows = list(self.db["feeds"].rows_where("url = ?", [url]))
-        return rows[0] if rows else None
+        # plain SQL: this runs for every poll, and sqlite-utils introspects the table per call
+        cur = self.db.conn.execute("SELECT * FROM feeds WHERE url = ?", [url])
+        row = cur.fetchone()
+        return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
 
     def feeds(self) -> list[dict[str, Any]]:
         return list(self.db["feeds"].rows_where(order_by="name"))
@@ -87,32 +89,40 @@ class Store:
     def record_poll(self, result: FeedResult, now: datetime, *, etag: str | None = None,
                     last_modified: str | None = None, content_hash: str | None = None,
                     title: str | None = None, moved_to: str | None = None) -> None:
-        row = self.feed(result.url) or {"consecutive_failures": 0, "polls": 0, "not_modified": 0}
-        update: dict[str, Any] = {
+        """One UPDATE per poll (counters counted by SQLite, no read first)."""
+        sets: dict[str, Any] = {
             "last_polled_at": iso(now), "last_status": result.status,
-            "last_http_status": result.http_status, "polls": (row["polls"] or 0) + 1,
-            "next_poll_at": iso(result.next_poll_at), "retry_after": result.retry_after,
+            "last_http_status": result.http_status, "next_poll_at": iso(result.next_poll_at),
+            "retry_after": result.retry_after,
         }
+        counters = ["polls = coalesce(polls, 0) + 1"]
         if result.status == "gone":
-            update.update(gone_at=iso(now), last_error=result.error)
+            sets.update(gone_at=iso(now), last_error=result.error)
         elif result.status == "failed":
-            update["last_error"] = result.error
-            update["consecutive_failures"] = (row["consecutive_failures"] or 0) + 1
+            sets["last_error"] = result.error
+            counters.append("consecutive_failures = coalesce(consecutive_failures, 0) + 1")
         else:
-            update.update(last_success_at=iso(now), consecutive_failures=0,
-                          last_error=result.warning)
+            sets.update(last_success_at=iso(now), consecutive_failures=0,
+                        last_error=result.warning)
             if result.status == "unchanged":
-                update["not_modified"] = (row["not_modified"] or 0) + 1
+                counters.append("not_modified = coalesce(not_modified, 0) + 1")
             if etag is not None or last_modified is not None:
-                update.update(etag=etag, last_modified=last_modified)
+                sets.update(etag=etag, last_modified=last_modified)
             if content_hash is not None:
-                update["content_hash"] = content_hash
+                sets["content_hash"] = content_hash
             if title:
-                update["title"] = title
+                sets["title"] = title
         if moved_to:
-            update["moved_to"] = moved_to
+            sets["moved_to"] = moved_to
+        assignments = ", ".join([f"{k} = ?" for k in sets] + counters)
         with self._write():
-            self.db["feeds"].upsert({"url": result.url, **update}, pk="url")
+            cur = self.db.conn.execute(f"UPDATE feeds SET {assignments} WHERE url = ?",
+                                       [*sets.values(), result.url])
+            if cur.rowcount == 0:  # a feed polled without sync_feeds (feeds check)
+                self.db.conn.execute("INSERT INTO feeds (url, name, polls) VALUES (?, ?, 0)",
+                                     [result.url, result.url])
+                self.db.conn.execute(f"UPDATE feeds SET {assignments} WHERE url = ?",
+                                     [*sets.values(), result.url])
 
     # -- articles ----------------------------------------------------------------------------
 
