@@ -122,10 +122,15 @@ class LocalWeb:
 
     def send(self, path: str, body: str | bytes, status: int = 200,
              ctype: str = "text/html; charset=utf-8", headers: dict[str, str] | None = None,
-             ) -> None:
+             delay: float = 0.0) -> None:
+        """Serve *body* at *path*, after *delay* seconds."""
+        import time
+
         data = body.encode() if isinstance(body, str) else body
 
         def route(h) -> None:  # noqa: ANN001
+            if delay:
+                time.sleep(delay)
             h.send_response(status)
             h.send_header("Content-Type", ctype)
             h.send_header("Content-Length", str(len(data)))

@@ -454,18 +454,8 @@ def test_kill_9_mid_poll_loses_nothing_and_stores_nothing_twice(project, web, pa
     project.settings(allow_private_addresses=True, extract_workers=1, default_interval=1,
                      jitter=0, concurrency=2, per_host_limit=1)
 
-    def slow_page(n):
-        def route(h):
-            time.sleep(0.3)
-            body = page_html(f"Story {n}", STORY).encode()
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body)
-        return route
-
     for n in range(40):
-        web.routes[f"/page/{n}"] = slow_page(n)
+        web.send(f"/page/{n}", page_html(f"Story {n}", STORY), delay=0.3)
     web.send("/f.xml", rss([item(n, web.base) for n in range(40)]), ctype="application/rss+xml")
     project.feeds([("Slow", web.url("/f.xml"))])
     p = project.paths

@@ -157,23 +157,10 @@ def test_demo_seed_page_is_extracted_without_chrome():
 
 
 def test_poll_deadline_keeps_what_is_done_and_finishes_next_time(project, web, page_html):
-    import time
-
     project.settings(allow_private_addresses=True, extract_workers=1, poll_deadline=3,
                      per_host_limit=1)
-
-    def slow(n):
-        def route(h):
-            time.sleep(0.5)
-            body = page_html(f"Story {n}", STORY).encode()
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body)
-        return route
-
     for n in range(12):
-        web.routes[f"/page/{n}"] = slow(n)
+        web.send(f"/page/{n}", page_html(f"Story {n}", STORY), delay=0.5)
     web.send("/f.xml", rss([item(n, web.base) for n in range(12)]), ctype="application/rss+xml",
              headers={"ETag": '"same"'})
     project.feeds([("Slow", web.url("/f.xml"))])
