@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from .build import Digest, Story, highlight, safe_url
+from .build import Digest, Source, Story, highlight, safe_url
 
 _ENV = Environment(loader=PackageLoader("monitor.digest", "templates"),
                    autoescape=select_autoescape(["html", "xml", "j2"], default=True),
@@ -22,9 +22,14 @@ def _tags(story: Story) -> str:
     return "; ".join(f"{k}: {', '.join(v)}" for k, v in story.tags.items() if v)
 
 
+def source_label(story: Story, src: Source) -> str:
+    """The feed, and the copy's own headline when it differs from the story's."""
+    return src.feed if src.title == story.title else f"{src.feed}: {src.title}"
+
+
 def _sources(story: Story) -> list[str]:
-    return [f"{s.feed} · {s.published or 'undated'} · {safe_url(s.url) or '(no link)'}"
-            for s in story.sources]
+    return [f"{source_label(story, s)} · {s.published or 'undated'} · "
+            f"{safe_url(s.url) or '(no link)'}" for s in story.sources]
 
 
 def _header(d: Digest) -> str:
@@ -73,8 +78,8 @@ def render_md(d: Digest) -> str:
             lines += ["", f"> {marked}"]
         lines.append("")
         for src in s.sources:
-            url = safe_url(src.url)
-            link = f"[{_md_escape(src.feed)}](<{url}>)" if url else _md_escape(src.feed)
+            url, label = safe_url(src.url), _md_escape(source_label(s, src))
+            link = f"[{label}](<{url}>)" if url else label
             lines.append(f"- {link} · {src.published or 'undated'}")
         lines.append("")
     lines += ["## Feed health", ""] + [f"- {_md_escape(x)}" for x in _health_lines(d)]
@@ -88,7 +93,8 @@ def _marked_html(story: Story) -> Markup:
 
 def render_html(d: Digest) -> str:
     return _ENV.get_template("digest.html.j2").render(
-        d=d, header=_header(d), health=_health_lines(d), marked=_marked_html, tags=_tags)
+        d=d, header=_header(d), health=_health_lines(d), marked=_marked_html, tags=_tags,
+        label=source_label)
 
 
 def render_atom(d: Digest) -> str:
