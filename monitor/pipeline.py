@@ -197,16 +197,22 @@ class Pipeline:
         self.store.set_clusters([(i, self._clusters.add(i, sig)) for i, sig in new])
 
     def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
+        """Entries not stored yet; the others are recorded as sightings of their story."""
         guids = [e.guid for e in entries]
         urls = [e.url for e in entries if e.url]
         seen_guids, seen_urls = self.store.known(guids, urls)
-        fresh = []
+        fresh, seen = [], []
         for e in entries:
             keys = {e.guid, e.url} - {None}
             if e.guid in seen_guids or e.url in seen_urls or keys & self._claimed:
+                first = seen_urls.get(e.url or "") or seen_guids.get(e.guid)
+                if first != e.feed_url:  # another feed carries it too
+                    seen.append(e)
                 continue
             self._claimed.update(keys)  # type: ignore[arg-type]
             fresh.append(e)
+        if seen:
+            self.store.add_sightings(seen, datetime.now(UTC))
         return fresh
 
     async def _article(self, entry: Entry, feed: FeedConfig) -> Article:

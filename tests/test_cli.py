@@ -29,9 +29,11 @@ def test_demo_runs_offline_and_flags_the_repost_first(tmp_path):
     assert "Spread the love" not in first["excerpt"] and "Read More" not in first["excerpt"]
     # the repost carried by two feeds is stored once; the original, elsewhere, joins its story
     assert "6 new articles, 3 flagged" in run.stderr
-    # which of the two feeds stored the repost first depends on which answered first
-    assert sorted(s["url"].rsplit("/", 1)[1] for s in first["sources"]) == [
-        "harbourton-ledger-original.html", "harbourton-safe-city.html"]
+    # the original at the Ledger, and the repost as carried by both feeds
+    assert sorted((s["feed"], s["url"].rsplit("/", 1)[1]) for s in first["sources"]) == [
+        ("City Desk", "harbourton-ledger-original.html"),
+        ("City Desk", "harbourton-safe-city.html"),
+        ("Open Wire Reposts", "harbourton-safe-city.html")]
     assert len(digest["stories"]) == 2
     assert "2 unchanged; 0 new articles" in run.stderr  # the second poll got 304s
 

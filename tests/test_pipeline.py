@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from pytest_httpserver import HTTPServer
@@ -202,3 +203,18 @@ def test_errors_survive_pickling():
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error)
         assert copy.__dict__ == error.__dict__
+
+
+def test_every_feed_that_carried_a_story_is_a_source(project, web, page_html):
+    web.send("/page/1", page_html("Police expand facial recognition", STORY))
+    for name in ("a", "b", "c"):
+        web.send(f"/{name}.xml", rss([item(1, web.base, path=f"/page/1?utm_source={name}",
+                                           title="Police expand facial recognition")]),
+                 ctype="application/rss+xml")
+    project.feeds([(name.upper(), web.url(f"/{name}.xml")) for name in ("a", "b", "c")])
+    assert "1 new articles" in project.run("poll", "--once").output
+    project.run("poll", "--once")  # seen again: no new sightings, no duplicates
+    out = json.loads(project.run("digest", "--format", "json").output)
+    assert len(out["stories"]) == 1
+    assert sorted(s["feed"] for s in out["stories"][0]["sources"]) == ["A", "B", "C"]
+    assert rows(project.db, "SELECT count(*) FROM sightings") == [(2,)]

@@ -126,16 +126,17 @@ class Store:
 
     # -- articles ----------------------------------------------------------------------------
 
-    def known(self, guids: list[str], urls: list[str]) -> tuple[set[str], set[str]]:
-        """Which of these guids and URLs are already stored."""
-        seen_guids: set[str] = set()
-        seen_urls: set[str] = set()
+    def known(self, guids: list[str], urls: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Which of these guids and URLs are already stored, each with the feed that brought it."""
+        seen_guids: dict[str, str] = {}
+        seen_urls: dict[str, str] = {}
         for column, values, out in (("guid", guids, seen_guids), ("url", urls, seen_urls)):
             for i in range(0, len(values), 500):
                 chunk = values[i:i + 500]
                 marks = ",".join("?" * len(chunk))
-                out.update(r[0] for r in self.db.execute(
-                    f"SELECT {column} FROM articles WHERE {column} IN ({marks})", chunk))
+                out.update(self.db.execute(
+                    f"SELECT {column}, feed_url FROM articles WHERE {column} IN ({marks})",
+                    chunk).fetchall())
         return seen_guids, seen_urls
 
     def add_articles(self, articles: Iterable[Article], fetched_at: datetime) -> int:
@@ -162,6 +163,13 @@ class Store:
                 f"({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
         return out
 
+    def add_sightings(self, entries: Iterable[Any], seen_at: datetime) -> None:
+        """Feeds that carried an already-stored story (by URL, else guid); once per feed."""
+        rows = [(e.feed_url, e.url or e.guid, iso(e.published or seen_at)) for e in entries]
+        with self._write():
+            self.db.conn.executemany("INSERT OR IGNORE INTO sightings (feed_url, story_key, "
+                                     "seen_at) VALUES (?, ?, ?)", rows)
+
     def set_clusters(self, pairs: list[tuple[int, int]]) -> None:
         with self._write():
             self.db.conn.executemany("UPDATE articles SET cluster_id = ? WHERE id = ?",
@@ -171,12 +179,20 @@ class Store:
         if not cluster_ids:
             return []
         marks = ",".join("?" * len(cluster_ids))
+        # each article, and each other feed seen carrying it (sightings), as one source
         sql = f"""SELECT a.id, a.cluster_id, a.title, a.url, a.published, a.fetched_at,
-                         a.flagged, coalesce(f.name, a.feed_url) AS feed_name
+                         a.flagged, a.feed_url, coalesce(f.name, a.feed_url) AS feed_name
                   FROM articles a LEFT JOIN feeds f ON f.url = a.feed_url
                   WHERE a.cluster_id IN ({marks})
-                  ORDER BY coalesce(a.published, a.fetched_at), a.id"""
-        cur = self.db.execute(sql, cluster_ids)
+                  UNION ALL
+                  SELECT a.id, a.cluster_id, a.title, a.url, s.seen_at, s.seen_at, a.flagged,
+                         s.feed_url, coalesce(f.name, s.feed_url)
+                  FROM sightings s
+                  JOIN articles a ON s.story_key = coalesce(a.url, a.guid)
+                  LEFT JOIN feeds f ON f.url = s.feed_url
+                  WHERE a.cluster_id IN ({marks}) AND s.feed_url != a.feed_url
+                  ORDER BY 5, 1"""
+        cur = self.db.execute(sql, cluster_ids + cluster_ids)
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur]
 

@@ -46,3 +46,13 @@ def m003_clusters_and_digests(db: Database) -> None:
     db["articles"].create_index(["cluster_id"])
     db["digests"].create({"day": str, "created_at": str, "stories": int, "articles": int,
                           "sent_at": str, "sent_to": str}, pk="day")
+
+
+@migrations()
+def m004_sightings(db: Database) -> None:
+    """Every other feed that carried a story already stored (same URL or guid), so the digest
+    can list every source, not only the feed that brought it first."""
+    db["sightings"].create({"id": int, "feed_url": str, "story_key": str, "seen_at": str},
+                           pk="id")
+    db["sightings"].create_index(["feed_url", "story_key"], unique=True)
+    db["sightings"].create_index(["story_key"])
