@@ -32,6 +32,25 @@ def read_page(path: Path) -> bytes:
     return gzip.decompress(data) if path.suffix == ".gz" else data
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, no access log, and a one-call reply."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def reply(self, status: int, body: bytes = b"", ctype: str = "text/html",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, stats) -> None:
     import threading
 
@@ -43,20 +62,7 @@ def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, sta
             stats[key] = stats.get(key, 0) + 1
     stamp = formatdate(time.time() - 3600, usegmt=True)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a: object) -> None:
-            pass
-
-        def reply(self, status: int, body: bytes, ctype: str, headers=None) -> None:  # noqa: ANN001
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(QuietHandler):
 
         def do_GET(self) -> None:  # noqa: N802
             time.sleep(latency)

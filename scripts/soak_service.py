@@ -24,30 +24,19 @@ import threading
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopweb import QuietHandler  # noqa: E402
 
 FAULTS = ["500", "404", "410", "429", "503", "hang", "reset", "html", "loop", "empty"]
 WORDS = ("city council police cameras residents street budget library school park bus "
          "weather festival market harbour museum football election hospital").split()
 
 
-class Web(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Web(QuietHandler):
     started = time.time()
-
-    def log_message(self, *a: object) -> None:
-        pass
-
-    def reply(self, status: int, body: bytes = b"", ctype: str = "text/html",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802
         parts = self.path.strip("/").split("/")
