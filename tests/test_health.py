@@ -145,3 +145,15 @@ def test_feeds_check(project, web, page_html):
     web.send("/html", "<html><body>hello</body></html>")
     bad = project.run("feeds", "check", web.url("/html"))
     assert bad.exit_code == 1 and "not usable" in bad.output and "not a feed" in bad.output
+
+
+def test_log_lines_as_json(project, web):
+    project.settings(allow_private_addresses=True, log_format="json")
+    web.send("/bad.xml", "down", status=503)
+    project.feeds([("Bad", web.url("/bad.xml"))])
+    out = project.run("-v", "poll", "--once").output.splitlines()
+    events = [json.loads(line) for line in out if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "feed failed"]
+    assert failed and failed[0]["feed"] == web.url("/bad.xml")
+    assert failed[0]["outcome"] == "HTTP 503" and failed[0]["level"] == "warning"
+    assert set(failed[0]) == {"time", "level", "event", "feed", "outcome"}
