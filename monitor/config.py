@@ -29,7 +29,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError("expected a duration such as 30, '15m', '2h'")
     if isinstance(value, (int, float)):
         seconds = float(value)
-    elif isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)):
+    elif isinstance(value, str) and (
+            m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
         raise ValueError("expected a duration such as 30, '15m', '2h'")
@@ -98,7 +99,8 @@ class Settings(BaseModel):
     """Every setting, its default and what it does. config/settings.yaml overrides any of them."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
-    database: str = Field("monitor.db", description="SQLite file (relative to the current directory)")
+    database: str = Field("monitor.db",
+                          description="SQLite file (relative to the current directory)")
     timezone: TimeZone = Field("UTC", description="time zone of the digest's day")
     user_agent: str = Field(
         "monitor/0.1 (news monitor for surveillance-technology research)",

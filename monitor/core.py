@@ -7,19 +7,19 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .atomic import write_text
+from .check import FeedCheck, check_feed
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
 from .digest.mail import build_message, send
 from .errors import ConfigError
 from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
-from .check import FeedCheck, check_feed
 from .pipeline import Pipeline
 from .scoring import Rules, load_rules, score
 from .store import Store

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import json
 import html
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +48,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
-    if port and not (scheme, port) in (("http", 80), ("https", 443)):
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if not _TRACKING.match(k)]

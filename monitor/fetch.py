@@ -64,7 +64,8 @@ class Response:
         return self.status == 304
 
 
-def parse_retry_after(value: str | None, now: float | None = None, cap: float = 86400) -> float | None:
+def parse_retry_after(value: str | None, now: float | None = None,
+                      cap: float = 86400) -> float | None:
     """Seconds to wait, from '120' or an HTTP date; None for garbage."""
     if not value:
         return None
@@ -195,7 +196,8 @@ class Fetcher:
     def _response(url: str, r: httpx.Response, content: bytes, moved_to: str | None) -> Response:
         ctype = r.headers.get("content-type", "")
         return Response(url=url, status=r.status_code, content=content,
-                        content_type=ctype.split(";")[0].strip().lower(), charset=r.charset_encoding,
+                        content_type=ctype.split(";")[0].strip().lower(),
+                        charset=r.charset_encoding,
                         etag=r.headers.get("etag"), last_modified=r.headers.get("last-modified"),
                         moved_to=moved_to)
 

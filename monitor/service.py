@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import signal
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 

@@ -123,7 +123,7 @@ def main() -> int:
     pages = find_pages(args.pages)
     total = args.feeds * args.items
     web = LoopWeb(pages, args.feeds, args.items, args.latency)
-    exclude = {web.proc.pid, getattr(web.manager, "_process").pid}
+    exclude = {web.proc.pid, web.manager._process.pid}
     print(f"loopback web: {args.feeds} feeds x {args.items} items = {total} articles over "
           f"{len(pages)} real pages, {args.latency * 1000:.0f} ms latency; "
           f"{os.cpu_count()} cores")

@@ -4,9 +4,10 @@
     python scripts/bench_score.py [--seconds 5] [--jsonl FILE]
 
 Texts are real news articles (the expected texts of ../shared/corpus/pages/newspaper when
-present, else --jsonl excerpts), each joined with the next until it is 5,000 characters. The baseline, measured in the same run, is the cheapest thing a
-keyword scorer must do anyway: case-fold the text and test one substring. The ratio to it is
-what to compare between machines; the absolute rate depends on the machine.
+present, else --jsonl excerpts), each joined with the next until it is 5,000 characters.
+The baseline, measured in the same run, is the cheapest thing a keyword scorer must do
+anyway: case-fold the text and test one substring. The ratio to it is what to compare
+between machines; the absolute rate depends on the machine.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from monitor.scoring import load_rules, score  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("file")
-    ap.add_argument("--keywords", default=str(Path(__file__).parent.parent / "config/keywords.yaml"))
+    ap.add_argument("--keywords",
+                    default=str(Path(__file__).parent.parent / "config" / "keywords.yaml"))
     ap.add_argument("-v", "--verbose", action="store_true", help="print every line's score")
     args = ap.parse_args()
     rules = load_rules(args.keywords)

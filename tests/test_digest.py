@@ -42,7 +42,6 @@ DISTINCT = [
 def test_five_copies_and_five_distinct_stories_make_six_entries(project, web, page_html):
     chrome = ["Share this", "Spread the love", "Read more at the source", "Related: weather",
               "Comments are closed"]
-    entries = []
     for n in range(5):  # one story syndicated by five feeds under five URLs and headlines
         web.send(f"/copy{n}", page_html(f"Ostrava cameras now recognise faces ({n})",
                                         f"{chrome[n]}.\n\n{BODY}\n\nPublished by outlet {n}."))

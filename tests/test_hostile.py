@@ -92,7 +92,8 @@ def test_slow_and_broken_servers_end_in_recorded_errors(project, web):
     closed = f"http://127.0.0.1:{sock.getsockname()[1]}/closed.xml"
     sock.close()
     project.feeds([(n, web.url(f"/{n}.xml")) for n in
-                   ("hang", "trickle", "headers", "reset", "short", "empty")] + [("closed", closed)])
+                   ("hang", "trickle", "headers", "reset", "short", "empty")]
+                  + [("closed", closed)])
     started = time.monotonic()
     result = project.run("poll", "--once")
     took = time.monotonic() - started
@@ -248,7 +249,8 @@ def test_pdfs_images_and_charsets(project, web):
           "café-théâtre et de la place à côté de la gare, malgré les réserves exprimées.")
     ru = ("Городские власти установили камеры видеонаблюдения с распознаванием лиц на всех "
           "улицах центра. Полиция получила доступ к записям, а жители требуют отчёта.")
-    zh = ("市公安局表示，全市新增两万个高清监控摄像头，并接入天网工程平台，实现人脸识别和车辆轨迹分析。"
+    zh = ("市公安局表示，全市新增两万个高清监控摄像头，"
+          "并接入天网工程平台，实现人脸识别和车辆轨迹分析。"
           "有市民担心个人隐私得不到保护。")
 
     def page(text, meta=""):
@@ -346,7 +348,7 @@ def test_malformed_feeds_keep_what_can_be_read(project, web):
     assert "malformed feed" in result.output  # logged as a warning
 
 
-# -- 11, 12: volume, duplicates, dates, hostile titles ----------------------------------------------
+# -- 11, 12: volume, duplicates, dates, hostile titles -----------------------------------------
 
 def test_ten_thousand_entries_odd_dates_and_missing_fields(project, web):
     entries = [item(i, web.base) for i in range(9_996)]  # 10,000 with the four below
@@ -387,7 +389,8 @@ def test_hostile_titles_and_links_are_stored_as_text(project, web):
     project.settings(allow_private_addresses=True, fetch_articles=False)
     project.feeds([("Hostile", web.url("/h.xml"))])
     project.run("poll", "--once")
-    rows = {g: (t, u, s) for g, t, u, s in q(project, "SELECT guid, title, url, summary FROM articles")}
+    rows = {g: (t, u, s) for g, t, u, s in
+            q(project, "SELECT guid, title, url, summary FROM articles")}
     assert rows["urn:h1"][0] == "Real title" and rows["urn:h1"][1] is None
     assert "script" not in rows["urn:h1"][2] and "bad()" not in rows["urn:h1"][2]
     assert rows["urn:h2"][1] is None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import NOW, item, rss
+from .helpers import item, rss
 from .test_pipeline import STORY
 
 

@@ -104,7 +104,8 @@ def highlight(text: str, terms: list[str]) -> list[tuple[str, bool]]:
     for term in sorted({t for t in terms if t.strip()}, key=len, reverse=True):
         words = [re.escape(w) for w in re.split(r"[\s\-‐–—_/]+", term.rstrip("*")) if w]
         if words:
-            alts.append(r"[\s\-‐–—_/]+".join(words) + (r"\w*" if term.endswith("*") else r"\w{0,3}"))
+            ending = r"\w*" if term.endswith("*") else r"\w{0,3}"  # plurals, -ing
+            alts.append(r"[\s\-‐–—_/]+".join(words) + ending)
     if not alts:
         return [(text, False)]
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.I)
