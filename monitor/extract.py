@@ -14,6 +14,7 @@ import trafilatura
 from .digest.cluster import signature
 from .errors import ExtractError
 from .models import Page
+from .scoring.text import is_cjk
 
 HTML_TYPES = {"", "text/html", "application/xhtml+xml", "text/xml", "application/xml",
               "text/plain", "application/octet-stream"}
@@ -24,7 +25,6 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]
 warnings.filterwarnings("ignore", message="tzname .* identified but not understood")
 MIN_TEXT = 80  # fewer characters is a stub, not an article ...
 MIN_TEXT_CJK = 25  # ... but a Chinese, Japanese or Korean character carries a word
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _LATIN_FAMILY = {"cp1250", "cp1252", "cp1257", "cp775", "cp850", "cp437", "latin_1",
                  "iso8859_2", "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13",
                  "iso8859_15", "mac_latin2", "mac_roman", "mac_iceland", "mac_turkish"}
@@ -93,7 +93,7 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
     language = doc.language or None
     if language is None and (m := _HTML_LANG.search(content[:4096])):
         language = m.group(1).decode("ascii").lower()
-    if len(text) < (MIN_TEXT_CJK if _CJK.search(text[:200]) else MIN_TEXT):
+    if len(text) < (MIN_TEXT_CJK if is_cjk(text[:200]) else MIN_TEXT):
         raise ExtractError(url, f"no article text found (only {len(text)} characters)")
     return Page(text=text, title=doc.title or None, author=doc.author or None,
                 published=_date(doc.date), language=language, signature=signature(text))

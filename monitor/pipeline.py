@@ -232,14 +232,12 @@ class Pipeline:
         text = page.text if page else entry.summary
         title = entry.title if entry.title and entry.title != entry.url else \
             (page.title if page and page.title else entry.title)
-        article = Article(entry=entry, text=text, title=title,
-                          author=entry.author or (page.author if page else None),
-                          published=entry.published or (page.published if page else None),
-                          language=(page.language if page else None) or feed.language,
-                          extract_error=error)
-        article_score = score(self.rules, article.title, article.text)
-        sig = page.signature if page else signature(article.text)
-        return Article(**{**article.__dict__, "score": article_score, "signature": sig})
+        return Article(entry=entry, text=text, title=title,
+                       author=entry.author or (page.author if page else None),
+                       published=entry.published or (page.published if page else None),
+                       language=(page.language if page else None) or feed.language,
+                       extract_error=error, score=score(self.rules, title, text),
+                       signature=page.signature if page else signature(text))
 
     async def _extract(self, url: str) -> Page:
         async with self._page_slots:

@@ -74,6 +74,19 @@ class Project:
                                         "--settings", str(p.settings), *args], input=input)
 
 
+def stop(proc, timeout: float = 15) -> int:  # noqa: ANN001
+    """SIGTERM and wait; SIGKILL if it will not go. Returns the exit code."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 class LocalWeb:
     """A threaded HTTP server on 127.0.0.1 whose routes are plain functions of the request
     handler, so a route can hang, trickle, reset the connection or lie about its length.

@@ -17,7 +17,7 @@ import pytest
 
 from monitor.fetch import is_public_address
 
-from .helpers import NOW, ROOT, item, rss
+from .helpers import NOW, ROOT, item, rss, stop
 from .test_pipeline import STORY
 
 
@@ -481,12 +481,9 @@ def test_kill_9_mid_poll_loses_nothing_and_stores_nothing_twice(project, web, pa
         while q(project, "SELECT count(*) FROM articles")[0][0] < 40 and \
                 time.monotonic() < deadline:
             time.sleep(0.2)
-        again.terminate()
-        assert again.wait(timeout=15) == 0
     finally:
-        if again.poll() is None:
-            again.kill()
-            again.wait()
+        code = stop(again)
+    assert code == 0
     assert q(project, "SELECT count(*), count(DISTINCT url), count(DISTINCT guid) "
                       "FROM articles") == [(40, 40, 40)]
 
@@ -543,12 +540,9 @@ def test_a_job_that_raises_is_logged_once_and_the_service_goes_on(project, web, 
                         log.read_text().count("digest job raised") >= 2:
                     break
                 time.sleep(0.2)
-            proc.terminate()
-            assert proc.wait(timeout=15) == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            code = stop(proc)
+        assert code == 0
     text = log.read_text()
     assert text.count("RuntimeError: injected fault") == 1
     assert text.count("poll raised") == 1
