@@ -15,7 +15,7 @@ import functools
 import ipaddress
 import ssl
 import zlib
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -81,8 +81,18 @@ def parse_retry_after(value: str | None, now: float | None = None,
     return max(0.0, min(when.timestamp() - (now or time()), cap))
 
 
+MAX_POOLS = 256  # connection pools (one per origin) kept open; idle ones are closed first
+
+
 class Fetcher:
-    """One per poll cycle (or service). Use as ``async with Fetcher(settings) as f``."""
+    """One per poll cycle (or service). Use as ``async with Fetcher(settings) as f``.
+
+    Requests go straight to httpx transports, one connection pool per origin, not through an
+    httpx.Client: the client's per-request work (merging, cookie jar, auth and redirect
+    machinery) and httpcore's pool bookkeeping, which scans every connection of a pool on each
+    request, were most of the CPU of a re-poll. Limits are ours (a global and a per-host
+    semaphore), so a pool never holds more than per_host_limit connections.
+    """
 
     def __init__(self, settings: Settings, *, allow_private: bool | None = None) -> None:
         self.settings = settings
@@ -91,23 +101,39 @@ class Fetcher:
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_host_limit))
-        # Two pools: a kept-alive connection opened for a trusted feed URL must never carry a
-        # request for an untrusted link, or the address check (made when a connection opens)
-        # would be skipped. Every connection in the untrusted pool was checked when it opened.
-        self._trusted, self._untrusted = (httpx.AsyncClient(
-            headers={"User-Agent": settings.user_agent},
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(max_connections=settings.concurrency,
-                                max_keepalive_connections=settings.concurrency),
-            follow_redirects=False, trust_env=False, verify=_tls(),
-        ) for _ in range(2))
+        self._timeout = httpx.Timeout(settings.read_timeout,
+                                      connect=settings.connect_timeout).as_dict()
+        # Pools are keyed by origin *and* trust: a kept-alive connection opened for a trusted
+        # feed URL must never carry a request for an untrusted link, or the address check
+        # (made when a connection opens) would be skipped.
+        self._pools: OrderedDict[tuple[str, str, int | None, bool], _Pool] = OrderedDict()
 
     async def __aenter__(self) -> Fetcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._trusted.aclose()
-        await self._untrusted.aclose()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.transport.aclose()
+
+    def _pool(self, url: httpx.URL, trusted: bool) -> _Pool:
+        key = (url.scheme, url.host, url.port, trusted)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool(httpx.AsyncHTTPTransport(
+                verify=_tls(), trust_env=False,
+                limits=httpx.Limits(max_connections=self.settings.per_host_limit,
+                                    max_keepalive_connections=self.settings.per_host_limit)))
+            self._evict()
+        self._pools.move_to_end(key)
+        return pool
+
+    def _evict(self) -> None:
+        """Close the least recently used idle pools beyond MAX_POOLS (their sockets too)."""
+        excess = len(self._pools) - MAX_POOLS
+        for key in [k for k, p in self._pools.items() if not p.in_use][:max(excess, 0)]:
+            pool = self._pools.pop(key)
+            asyncio.get_running_loop().create_task(pool.transport.aclose())
 
     async def get(self, url: str, *, max_bytes: int, trusted: bool = False,
                   etag: str | None = None, last_modified: str | None = None,
@@ -139,48 +165,68 @@ class Fetcher:
         moved_to = None
         current = url
         permanent_so_far = True
+        cookies: dict[str, str] = {}  # only within one redirect chain, on one host
         for hop in range(self.settings.max_redirects + 1):
             from_user = trusted and hop == 0
             check = not from_user and not self.allow_private
             if urlsplit(current).scheme not in ("http", "https"):
                 raise Blocked(url, f"redirect to a non-http(s) URL refused: {current[:200]}")
-            client = self._trusted if from_user else self._untrusted
-            async with client.stream("GET", current, headers=headers,
-                                     extensions=self._guard(current) if check else {}) as r:
-                if r.status_code in REDIRECTS and "location" in r.headers:
-                    permanent_so_far = permanent_so_far and r.status_code in PERMANENT
-                    current = urljoin(current, r.headers["location"])
-                    if permanent_so_far:
-                        moved_to = current
-                    continue
-                if r.status_code == 304:
-                    return self._response(url, r, b"", moved_to)
-                if r.status_code >= 300 or r.status_code < 200:
-                    raise FetchError(url, f"HTTP {r.status_code}", status=r.status_code,
-                                     retry_after=parse_retry_after(r.headers.get("retry-after"),
-                                                                   cap=self.settings.max_backoff))
-                declared = r.headers.get("content-length", "")
-                if declared.isdigit() and "content-encoding" not in r.headers \
-                        and int(declared) > max_bytes:
-                    raise TooLarge(url, f"body of {declared} bytes is over the "
-                                        f"{max_bytes}-byte cap", status=r.status_code)
-                decoder = Decoder(url, r.headers.get("content-encoding", ""))
-                chunks, size = [], 0
-                async for raw in r.aiter_raw():
-                    for chunk in decoder.decode(raw):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
-                                           status=r.status_code)
-                        chunks.append(chunk)
-                for chunk in decoder.flush():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
-                                       status=r.status_code)
-                    chunks.append(chunk)
-                return self._response(current, r, b"".join(chunks), moved_to)
+            extensions: dict[str, Any] = {"timeout": self._timeout}
+            if check:
+                extensions.update(self._guard(current))
+            request = httpx.Request("GET", current, headers=headers, extensions=extensions)
+            if cookies:
+                request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            pool = self._pool(request.url, from_user)
+            pool.in_use += 1
+            try:
+                r = await pool.transport.handle_async_request(request)
+                try:
+                    if r.status_code in REDIRECTS and "location" in r.headers:
+                        permanent_so_far = permanent_so_far and r.status_code in PERMANENT
+                        following = urljoin(current, r.headers["location"])
+                        cookies = _chain_cookies(cookies, r, current, following)
+                        current = following
+                        if permanent_so_far:
+                            moved_to = current
+                        continue
+                    return await self._read(url, current, r, max_bytes, moved_to)
+                finally:
+                    await r.aclose()
+            finally:
+                pool.in_use -= 1
         raise FetchError(url, f"more than {self.settings.max_redirects} redirects")
+
+    async def _read(self, url: str, current: str, r: httpx.Response, max_bytes: int,
+                    moved_to: str | None) -> Response:
+        if r.status_code == 304:
+            await r.aread()  # no body by definition; reading it keeps the connection
+            return self._response(url, r, b"", moved_to)
+        if r.status_code >= 300 or r.status_code < 200:
+            raise FetchError(url, f"HTTP {r.status_code}", status=r.status_code,
+                             retry_after=parse_retry_after(r.headers.get("retry-after"),
+                                                           cap=self.settings.max_backoff))
+        declared = r.headers.get("content-length", "")
+        if declared.isdigit() and "content-encoding" not in r.headers \
+                and int(declared) > max_bytes:
+            raise TooLarge(url, f"body of {declared} bytes is over the {max_bytes}-byte cap",
+                           status=r.status_code)
+        decoder = Decoder(url, r.headers.get("content-encoding", ""))
+        chunks, size = [], 0
+        async for raw in r.aiter_raw():
+            for chunk in decoder.decode(raw):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
+                                   status=r.status_code)
+                chunks.append(chunk)
+        for chunk in decoder.flush():
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
+                               status=r.status_code)
+            chunks.append(chunk)
+        return self._response(current, r, b"".join(chunks), moved_to)
 
     def _guard(self, url: str) -> dict[str, object]:
         async def trace(event: str, info: dict[str, object]) -> None:
@@ -253,6 +299,26 @@ class Decoder:
     def flush(self) -> Iterator[bytes]:
         if self._zlib is not None:
             yield self._zlib.flush()
+
+
+@dataclass
+class _Pool:
+    transport: httpx.AsyncHTTPTransport
+    in_use: int = 0  # requests on it now: a pool in use is never closed
+
+
+def _chain_cookies(cookies: dict[str, str], r: httpx.Response, current: str,
+                   following: str) -> dict[str, str]:
+    """Cookies set by a redirect, sent on the next hop when it stays on the same host. Some
+    sites redirect to themselves to test for cookies; nothing is kept beyond the chain."""
+    if urlsplit(current).hostname != urlsplit(following).hostname:
+        return {}
+    out = dict(cookies)
+    for header in r.headers.get_list("set-cookie"):
+        name, sep, value = header.split(";", 1)[0].partition("=")
+        if sep and name.strip():
+            out[name.strip()] = value.strip()
+    return out
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -99,6 +99,7 @@ class LocalWeb:
 
         self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
         self.hits: Counter[str] = Counter()
+        self.peers: list[int] = []  # the client port of each request: connection reuse
         web = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -107,6 +108,7 @@ class LocalWeb:
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
                 web.hits[path] += 1
+                web.peers.append(self.client_address[1])
                 route = web.routes.get(path)
                 if route is None:
                     self.send_error(404)
