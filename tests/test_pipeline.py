@@ -45,6 +45,16 @@ def test_poll_stores_scores_and_flags(project, httpserver: HTTPServer, page_html
     assert '"concept": "face_recognition"' in stored[0][4]
     # the full-text index answers over title and text
     assert rows(project.db, "SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'watchlist'")
+    # ... is re-indexed when the text changes, and only then (not for a cluster or a score)
+    with sqlite3.connect(project.db) as conn:
+        before = conn.total_changes
+        conn.execute("UPDATE articles SET cluster_id = 7, score = 1.5 WHERE id = 1")
+        assert conn.total_changes - before == 1  # the row alone: the index is not touched
+        conn.execute("UPDATE articles SET text = 'Gait recognition trial' WHERE id = 1")
+        assert conn.total_changes - before > 2
+        match = "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?"
+        assert conn.execute(match, ["gait"]).fetchall() == [(1,)]
+        assert conn.execute(match, ["watchlist"]).fetchall() == []
 
 
 def test_304_uses_stored_validators(project, httpserver: HTTPServer, page_html):

@@ -56,3 +56,15 @@ def m004_sightings(db: Database) -> None:
                            pk="id")
     db["sightings"].create_index(["feed_url", "story_key"], unique=True)
     db["sightings"].create_index(["story_key"])
+
+
+@migrations()
+def m005_fts_reindex_only_on_text(db: Database) -> None:
+    """sqlite-utils' update trigger re-indexes an article's whole text on any update; setting
+    its cluster or score must not cost a second full-text index of it."""
+    db.execute("DROP TRIGGER IF EXISTS articles_au")
+    db.execute("""CREATE TRIGGER articles_au AFTER UPDATE OF title, text ON articles BEGIN
+      INSERT INTO articles_fts (articles_fts, rowid, title, text)
+        VALUES ('delete', old.rowid, old.title, old.text);
+      INSERT INTO articles_fts (rowid, title, text) VALUES (new.rowid, new.title, new.text);
+    END""")
