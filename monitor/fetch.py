@@ -107,6 +107,7 @@ class Fetcher:
         # feed URL must never carry a request for an untrusted link, or the address check
         # (made when a connection opens) would be skipped.
         self._pools: OrderedDict[tuple[str, str, int | None, bool], _Pool] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()  # evicted pools being closed
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -115,25 +116,27 @@ class Fetcher:
         pools, self._pools = list(self._pools.values()), OrderedDict()
         for pool in pools:
             await pool.transport.aclose()
+        await asyncio.gather(*self._closing)
 
     def _pool(self, url: httpx.URL, trusted: bool) -> _Pool:
         key = (url.scheme, url.host, url.port, trusted)
         pool = self._pools.get(key)
         if pool is None:
+            self._evict(room_for=1)
             pool = self._pools[key] = _Pool(httpx.AsyncHTTPTransport(
                 verify=_tls(), trust_env=False,
                 limits=httpx.Limits(max_connections=self.settings.per_host_limit,
                                     max_keepalive_connections=self.settings.per_host_limit)))
-            self._evict()
         self._pools.move_to_end(key)
         return pool
 
-    def _evict(self) -> None:
+    def _evict(self, room_for: int) -> None:
         """Close the least recently used idle pools beyond MAX_POOLS (their sockets too)."""
-        excess = len(self._pools) - MAX_POOLS
+        excess = len(self._pools) + room_for - MAX_POOLS
         for key in [k for k, p in self._pools.items() if not p.in_use][:max(excess, 0)]:
-            pool = self._pools.pop(key)
-            asyncio.get_running_loop().create_task(pool.transport.aclose())
+            task = asyncio.get_running_loop().create_task(self._pools.pop(key).transport.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def get(self, url: str, *, max_bytes: int, trusted: bool = False,
                   etag: str | None = None, last_modified: str | None = None,

@@ -44,7 +44,7 @@ def make_executor(workers: int) -> Executor | None:
     if workers <= 1:
         return None
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["monitor.extract", "monitor.pipeline"])
+    ctx.set_forkserver_preload(["monitor.pipeline", "monitor.preload"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                max_tasks_per_child=WORKER_PAGES)
 
@@ -53,9 +53,9 @@ def extract_job(content: bytes, url: str, content_type: str, charset: str | None
                 fast: bool) -> Page:
     """Runs in a worker. Imported here, not at the top, so that the main process never
     loads trafilatura when extraction runs in workers."""
-    from .extract import extract_page
+    from .worker import extract
 
-    return extract_page(content, url, content_type, charset, fast)
+    return extract(content, url, content_type, charset, fast)
 
 
 class Pipeline:

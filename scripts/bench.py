@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +31,7 @@ from loopweb import LoopWeb, find_pages, read_page  # noqa: E402
 
 from monitor.config import FeedConfig, Paths, Settings  # noqa: E402
 from monitor.core import Monitor, load_config  # noqa: E402
-from monitor.extract import extract_page  # noqa: E402
+from monitor.pipeline import make_executor  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -79,30 +78,71 @@ def cpu_and_rss(pids: list[int]) -> tuple[float, int]:
     return cpu / TICKS, mem
 
 
-class Sampler(threading.Thread):
-    """Peak summed PSS of this process and its workers, sampled every 0.1 s."""
+def _sample(root: int, exclude: set[int], interval: float, stop, peak) -> None:
+    exclude = exclude | {os.getpid()}
+    while not stop.wait(interval):
+        peak.value = max(peak.value, cpu_and_rss(family(root, exclude))[1])
+
+
+def machine_times() -> list[int]:
+    """The whole machine's CPU ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def machine_use(before: list[int], after: list[int]) -> str:
+    d = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(d) or 1
+    return (f"machine: {(d[0] + d[1] + d[2] + d[5] + d[6]) / total:.0%} busy, "
+            f"{(d[3] + d[4]) / total:.0%} idle, {d[7] / total:.0%} stolen by the host")
+
+
+class Sampler:
+    """Peak summed PSS of a process and its workers, sampled every 0.5 s from a separate
+    process: reading smaps_rollup costs milliseconds, which must not land on the measured
+    process's CPU or its GIL."""
 
     def __init__(self, exclude: set[int]) -> None:
-        super().__init__(daemon=True)
-        self.exclude, self.peak, self.running = exclude, 0, True
+        ctx = multiprocessing.get_context("spawn")
+        self._stop, self._peak = ctx.Event(), ctx.Value("q", 0)
+        self._proc = ctx.Process(target=_sample, daemon=True, args=(
+            os.getpid(), exclude, 0.5, self._stop, self._peak))
 
-    def run(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, cpu_and_rss(family(os.getpid(), self.exclude))[1])
-            time.sleep(0.1)
+    def start(self) -> None:
+        self._proc.start()
+        self.pid = self._proc.pid
+
+    def stop(self) -> int:
+        """Stops sampling; returns the peak in bytes."""
+        self._stop.set()
+        self._proc.join()
+        return int(self._peak.value)
 
 
-def ceiling(pages: list[Path], count: int, fast: bool) -> float:
+def ceiling(pages: list[Path], count: int, fast: bool, exclude: set[int]) -> float:
+    """Pages per second of extraction alone, in the pipeline's own pool (forkserver with the
+    same preload, one worker per core), started before the clock."""
     bodies = [read_page(p) for p in pages]
     jobs = [bodies[i % len(bodies)] for i in range(count)]
-    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+    pool = make_executor(os.cpu_count() or 1)
+    try:
         list(pool.map(_extract, bodies[:4], [fast] * 4))  # start the workers first
+        cpu0 = cpu_and_rss(family(os.getpid(), exclude))[0]
+        stat0 = machine_times()
         started = time.perf_counter()
         list(pool.map(_extract, jobs, [fast] * len(jobs), chunksize=4))
-        return count / (time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        cpu = cpu_and_rss(family(os.getpid(), exclude))[0] - cpu0
+        print(f"  ceiling run: {count / wall:.1f} pages/s, {cpu / count * 1000:.0f} ms of CPU "
+              f"per page, {cpu / wall / (os.cpu_count() or 1):.0%} of the cores; "
+              f"{machine_use(stat0, machine_times())}")
+        return count / wall
+    finally:
+        pool.shutdown()
 
 
 def _extract(body: bytes, fast: bool) -> int:
+    from monitor.extract import extract_page  # in the workers only, as in the pipeline
+
     try:
         return len(extract_page(body, "http://127.0.0.1/page", "text/html", None, fast).text)
     except Exception:
@@ -111,26 +151,28 @@ def _extract(body: bytes, fast: bool) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--feeds", type=int, default=100)
-    ap.add_argument("--items", type=int, default=12)
+    ap.add_argument("--feeds", type=int, default=400)
+    ap.add_argument("--items", type=int, default=3)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--pages", type=Path, default=None)
-    ap.add_argument("--concurrency", type=int, default=32,
-                    help="requests in flight (the loopback web is one host, so the per-host "
-                         "limit is set to the same)")
+    ap.add_argument("--hosts", type=int, default=32,
+                    help="loopback addresses the feeds are spread over (127.0.0.1, .2, ...)")
+    ap.add_argument("--concurrency", type=int, default=64,
+                    help="requests in flight; the per-host limit is this over --hosts")
     ap.add_argument("--fast", action="store_true", help="trafilatura's fast mode")
     args = ap.parse_args()
     pages = find_pages(args.pages)
     total = args.feeds * args.items
-    web = LoopWeb(pages, args.feeds, args.items, args.latency)
-    exclude = {web.proc.pid, web.manager._process.pid}
+    web = LoopWeb(pages, args.feeds, args.items, args.latency, hosts=args.hosts)
+    exclude = {web.proc.pid}
     print(f"loopback web: {args.feeds} feeds x {args.items} items = {total} articles over "
           f"{len(pages)} real pages, {args.latency * 1000:.0f} ms latency; "
           f"{os.cpu_count()} cores")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(database=f"{tmp}/bench.db", allow_private_addresses=True,
-                                concurrency=args.concurrency, per_host_limit=args.concurrency,
+                                concurrency=args.concurrency,
+                                per_host_limit=max(1, args.concurrency // args.hosts),
                                 poll_deadline=3600, extract_fast=args.fast)
             paths = Paths(Path(tmp) / "feeds.yaml", Paths.resolve().keywords,
                           Path(tmp) / "settings.yaml", Path(settings.database))
@@ -139,25 +181,39 @@ def main() -> int:
             config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(web.feeds)]
             monitor = Monitor(paths, config, Store(settings.database))
 
+            # the ceiling is measured before and after the cycle, and the mean is the
+            # baseline: the machine's speed drifts over a run of minutes
+            before = ceiling(pages, total, args.fast, exclude)
             sampler = Sampler(exclude)
             sampler.start()
+            exclude.add(sampler.pid)
             cpu0, _ = cpu_and_rss(family(os.getpid(), exclude))
+            main_cpu0 = sum(os.times()[:2])
+            web_cpu0 = cpu_and_rss([web.proc.pid])[0]
+            stat0 = machine_times()
             started = time.perf_counter()
             first = asyncio.run(monitor.poll_async())
             wall = time.perf_counter() - started
             # workers are gone once the cycle ends: their CPU shows in our children's times
             cpu1 = cpu_and_rss(family(os.getpid(), exclude))[0] + _reaped_children_cpu()
-            sampler.running = False
-            sampler.join()
+            peak = sampler.stop()
+            main_cpu = sum(os.times()[:2]) - main_cpu0
+            web_cpu = cpu_and_rss([web.proc.pid])[0] - web_cpu0
+            machine = machine_use(stat0, machine_times())
             stored = monitor.store.count_articles()
             rate = stored / wall
             print(f"cycle 1: {first.line()}")
             print(f"  pipeline: {rate:.1f} articles/s; CPU {cpu1 - cpu0:.1f} s over {wall:.1f} s "
                   f"wall = {(cpu1 - cpu0) / wall / os.cpu_count():.0%} of {os.cpu_count()} cores; "
-                  f"peak memory {sampler.peak / 2**20:.0f} MiB")
+                  f"peak memory {peak / 2**20:.0f} MiB")
 
-            top = ceiling(pages, total, args.fast)
-            print(f"  ceiling (extraction only, {os.cpu_count()} processes): {top:.1f} pages/s")
+            print(f"  of which the main process (fetch, parse, score, store): {main_cpu:.1f} s; "
+                  f"{(cpu1 - cpu0) / stored * 1000:.0f} ms of CPU per article in all; the "
+                  f"loopback web (not counted) used {web_cpu:.1f} s; {machine}")
+            after = ceiling(pages, total, args.fast, exclude)
+            top = (before + after) / 2
+            print(f"  ceiling (extraction only, {os.cpu_count()} processes): {before:.1f} pages/s "
+                  f"before the cycle, {after:.1f} after, mean {top:.1f}")
             print(f"  pipeline / ceiling: {rate / top:.2f}")
 
             web.reset()

@@ -8,6 +8,7 @@ import gzip
 import json
 import multiprocessing
 import time
+import urllib.request
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,22 +52,30 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, stats) -> None:
+def _serve(pages: list[str], feeds: int, items: int, latency: float, hosts: int,
+           port_q) -> None:
     import threading
 
     bodies = [read_page(Path(p)) for p in pages]
     lock = threading.Lock()
+    stats: dict[str, int] = {}  # kept here: a manager process would cost CPU per request
 
     def count(key: str) -> None:
-        with lock:  # a manager dict's get-then-set is not atomic across threads
+        with lock:
             stats[key] = stats.get(key, 0) + 1
     stamp = formatdate(time.time() - 3600, usegmt=True)
 
     class Handler(QuietHandler):
 
         def do_GET(self) -> None:  # noqa: N802
-            time.sleep(latency)
             kind, _, name = self.path.strip("/").partition("/")
+            if kind == "stats":
+                with lock:
+                    body = json.dumps(stats).encode()
+                    if name == "reset":
+                        stats.clear()
+                return self.reply(200, body, "application/json")
+            time.sleep(latency)
             count(kind)
             if kind == "feed":
                 n = int(name.split(".")[0])
@@ -74,7 +83,8 @@ def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, sta
                 if self.headers.get("If-None-Match") == etag:
                     count("304")
                     return self.reply(304, b"", "text/plain", {"ETag": etag})
-                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                host, port = self.server.server_address[:2]
+                base = f"http://{host}:{port}"
                 out = [f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {n}'
                        f"</title><link>{base}/</link><description>bench</description>"]
                 for k in range(items):
@@ -87,8 +97,6 @@ def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, sta
             if kind == "page":
                 body = bodies[int(name) % len(bodies)]
                 return self.reply(200, body, "text/html")
-            if kind == "stats":
-                return self.reply(200, json.dumps(dict(stats)).encode(), "application/json")
             self.reply(404, b"", "text/plain")
 
     class Server(ThreadingHTTPServer):
@@ -98,30 +106,35 @@ def _serve(pages: list[str], feeds: int, items: int, latency: float, port_q, sta
         def handle_error(self, request, client_address) -> None:  # noqa: ANN001
             pass
 
-    httpd = Server(("127.0.0.1", 0), Handler)
-    port_q.put(httpd.server_address[1])
-    httpd.serve_forever()
+    servers = [Server((f"127.0.0.{h + 1}", 0), Handler) for h in range(hosts)]
+    for httpd in servers[1:]:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port_q.put([httpd.server_address[:2] for httpd in servers])
+    servers[0].serve_forever()
 
 
 class LoopWeb:
-    def __init__(self, pages: list[Path], feeds: int, items: int, latency: float) -> None:
+    """Feed n lives on host n % hosts (127.0.0.1, 127.0.0.2, ...: all loopback on Linux), its
+    pages on the same host, as a site serves its own articles."""
+
+    def __init__(self, pages: list[Path], feeds: int, items: int, latency: float,
+                 hosts: int = 1) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.manager = ctx.Manager()
-        self.stats = self.manager.dict()
         port_q = ctx.Queue()
         self.proc = ctx.Process(target=_serve, daemon=True, args=(
-            [str(p) for p in pages], feeds, items, latency, port_q, self.stats))
+            [str(p) for p in pages], feeds, items, latency, hosts, port_q))
         self.proc.start()
-        self.base = f"http://127.0.0.1:{port_q.get(timeout=60)}"
-        self.feeds = [f"{self.base}/feed/{n}.xml" for n in range(feeds)]
+        self.bases = [f"http://{h}:{p}" for h, p in port_q.get(timeout=60)]
+        self.base = self.bases[0]
+        self.feeds = [f"{self.bases[n % hosts]}/feed/{n}.xml" for n in range(feeds)]
 
     def counts(self) -> dict[str, int]:
-        return dict(self.stats)
+        with urllib.request.urlopen(f"{self.base}/stats", timeout=10) as r:
+            return json.loads(r.read())
 
     def reset(self) -> None:
-        self.stats.clear()
+        urllib.request.urlopen(f"{self.base}/stats/reset", timeout=10).close()
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.join()
-        self.manager.shutdown()

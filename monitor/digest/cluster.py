@@ -15,7 +15,9 @@ from ..scoring.text import normalize
 NUM_PERM = 64
 THRESHOLD = 0.5  # estimated Jaccard similarity of shingle sets that makes two copies one story
 SHINGLE = 4
-SCHEME = MinHash(num_perm=NUM_PERM).scheme
+_TEMPLATE = MinHash(num_perm=NUM_PERM)
+SCHEME = _TEMPLATE.scheme
+PERMUTATIONS = _TEMPLATE.permutations  # made once: MinHash() draws them anew every time
 
 
 def signature(text: str) -> bytes | None:
@@ -24,14 +26,14 @@ def signature(text: str) -> bytes | None:
     if len(words) < 30:
         return None
     shingles = {" ".join(words[i:i + SHINGLE]).encode() for i in range(len(words) - SHINGLE + 1)}
-    m = MinHash(num_perm=NUM_PERM)
+    m = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=PERMUTATIONS)
     m.update_batch(list(shingles))
     return m.hashvalues.astype(np.uint64).tobytes()
 
 
 def _minhash(sig: bytes) -> MinHash:
     return MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(sig, dtype=np.uint64),
-                   scheme=SCHEME)
+                   scheme=SCHEME, permutations=PERMUTATIONS)
 
 
 class Clusters:
