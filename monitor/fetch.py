@@ -16,7 +16,8 @@ import ipaddress
 import ssl
 import zlib
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
@@ -214,21 +215,15 @@ class Fetcher:
                 and int(declared) > max_bytes:
             raise TooLarge(url, f"body of {declared} bytes is over the {max_bytes}-byte cap",
                            status=r.status_code)
-        decoder = Decoder(url, r.headers.get("content-encoding", ""))
         chunks, size = [], 0
-        async for raw in r.aiter_raw():
-            for chunk in decoder.decode(raw):
+        decoder = Decoder(url, r.headers.get("content-encoding", ""))
+        async with aclosing(_decoded(r, decoder)) as body:
+            async for chunk in body:
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
                                    status=r.status_code)
                 chunks.append(chunk)
-        for chunk in decoder.flush():
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
-                               status=r.status_code)
-            chunks.append(chunk)
         return self._response(current, r, b"".join(chunks), moved_to)
 
     def _guard(self, url: str) -> dict[str, object]:
@@ -302,6 +297,14 @@ class Decoder:
     def flush(self) -> Iterator[bytes]:
         if self._zlib is not None:
             yield self._zlib.flush()
+
+
+async def _decoded(r: httpx.Response, decoder: Decoder) -> AsyncIterator[bytes]:
+    async for raw in r.aiter_raw():
+        for chunk in decoder.decode(raw):
+            yield chunk
+    for chunk in decoder.flush():
+        yield chunk
 
 
 @dataclass
