@@ -3,7 +3,9 @@ HTTP server on 127.0.0.1 (pytest-httpserver) for feeds and pages."""
 
 from __future__ import annotations
 
+import sqlite3
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -72,6 +74,20 @@ class Project:
         p = self.paths
         return CliRunner().invoke(cli, ["--feeds", str(p.feeds), "--keywords", str(p.keywords),
                                         "--settings", str(p.settings), *args], input=input)
+
+
+def wait_for(check: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
+    """Poll `check` until it is truthy; a service still creating its tables counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except sqlite3.OperationalError:
+            value = None  # the database file exists before its tables do
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(proc, timeout: float = 15) -> int:  # noqa: ANN001

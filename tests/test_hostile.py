@@ -17,7 +17,7 @@ import pytest
 
 from monitor.fetch import is_public_address
 
-from .helpers import NOW, ROOT, item, rss, stop
+from .helpers import NOW, ROOT, item, rss, stop, wait_for
 from .test_pipeline import STORY
 
 
@@ -533,13 +533,12 @@ def test_a_job_that_raises_is_logged_once_and_the_service_goes_on(project, web, 
                                  "--keywords", str(p.keywords), "--settings", str(p.settings),
                                  "run"], stderr=err, cwd=ROOT)
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            def polled_twice_and_digest_failed_twice() -> bool:
                 rows = q(project, "SELECT polls FROM feeds") if project.db.exists() else []
-                if rows and (rows[0][0] or 0) >= 2 and \
-                        log.read_text().count("digest job raised") >= 2:
-                    break
-                time.sleep(0.2)
+                return bool(rows) and (rows[0][0] or 0) >= 2 and \
+                    log.read_text().count("digest job raised") >= 2
+            wait_for(polled_twice_and_digest_failed_twice, timeout=30,
+                     what="two polls and two failed digest jobs")
         finally:
             code = stop(proc)
         assert code == 0

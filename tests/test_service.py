@@ -11,26 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import item, rss
+from .helpers import item, rss, wait_for
 from .test_pipeline import STORY
 
 
 def query(db: Path, sql: str, *args):
     with sqlite3.connect(db, timeout=10) as conn:
         return conn.execute(sql, args).fetchall()
-
-
-def wait_for(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except sqlite3.OperationalError:
-            value = None  # the service has not created the table yet
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def polls(db: Path, url: str) -> int:
