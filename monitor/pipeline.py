@@ -1,8 +1,10 @@
 """One poll cycle: due feeds -> fetch -> parse -> new entries -> pages -> extract -> score ->
 store. The only stage that drives I/O; parsing, extraction and scoring are pure functions.
 
-Fetching is concurrent (asyncio + httpx, bounded globally and per host); extraction runs in
-worker processes sized to the cores; each feed's articles are written in one transaction.
+Fetching is concurrent (asyncio + httpx, bounded globally and per host); parsing feeds and
+extracting pages run in worker processes sized to the cores, so this process only moves bytes
+and the event loop is never held up by a large feed; each feed's articles are written in one
+transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from .config import FeedConfig, Settings
 from .digest.cluster import Clusters, signature
@@ -33,9 +36,14 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 CLUSTER_DAYS = 30  # how far back a new article looks for an earlier copy of itself
+T = TypeVar("T")
 
 
-WORKER_PAGES = 500  # a worker is replaced after this many pages: lxml's memory only grows
+# The pool is replaced after this many jobs per worker, so that whatever a parser leaks or
+# fragments is handed back. Not with the pool's own max_tasks_per_child: on Python 3.11 to
+# 3.13 a worker that exits at that limit may never be replaced, and the pool then hangs with
+# work queued (CPython gh-115634).
+WORKER_JOBS = 500
 
 
 def make_executor(workers: int) -> Executor | None:
@@ -45,8 +53,21 @@ def make_executor(workers: int) -> Executor | None:
         return None
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["monitor.pipeline", "monitor.preload"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                               max_tasks_per_child=WORKER_PAGES)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def start_workers(executor: Executor, workers: int, retired: Executor | None = None) -> None:
+    """Start every worker now (and the forkserver, whose first start imports and warms
+    trafilatura for a second or two): the pool otherwise starts them on submit, and a submit
+    from the event loop would hold up every fetch meanwhile. A retired pool finishes its
+    queued jobs first, so that no more than one pool's workers are ever alive."""
+    if retired is not None:
+        retired.shutdown(wait=True)
+    list(executor.map(_ready, range(workers)))
+
+
+def _ready(_: int) -> int:
+    return os.getpid()
 
 
 def extract_job(content: bytes, url: str, content_type: str, charset: str | None,
@@ -67,10 +88,13 @@ class Pipeline:
         self.executor = make_executor(settings.extract_workers)
         # Backpressure: fetching outruns extraction, and every fetched page waits in memory
         # for a worker. A slot covers a page from its fetch to the end of its extraction.
-        workers = settings.extract_workers or os.cpu_count() or 1
-        self._page_slots = asyncio.Semaphore(settings.concurrency + 2 * workers)
+        self._workers = settings.extract_workers or os.cpu_count() or 1
+        self._page_slots = asyncio.Semaphore(settings.concurrency + 2 * self._workers)
         self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
         self._clusters: Clusters | None = None  # loaded on first use
+        self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
+        self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
+        self._jobs = 0  # given to this pool
 
     async def poll(self, feeds: Iterable[FeedConfig],
                    on_result: Callable[[FeedResult], None] | None = None) -> CycleSummary:
@@ -155,9 +179,12 @@ class Pipeline:
         if digest == row.get("content_hash"):
             result.status = "unchanged"  # same bytes without a 304: nothing to re-parse
             return validators
-        parsed = await asyncio.to_thread(
-            parse_feed, response.content, feed.url, content_type=response.content_type,
-            fetched=now, max_entries=self.settings.max_entries_per_feed)
+        try:
+            parsed = await self._in_worker(partial(
+                parse_feed, response.content, feed.url, content_type=response.content_type,
+                fetched=now, max_entries=self.settings.max_entries_per_feed), feed.url)
+        except BrokenProcessPool:
+            raise ParseError(feed.url, "the worker process died parsing this feed") from None
         result.warning = parsed.warning
         entries = self._new_entries(parsed.entries)
         tasks = [asyncio.create_task(self._article(e, feed)) for e in entries]
@@ -246,22 +273,53 @@ class Pipeline:
     async def _fetch_and_extract(self, url: str) -> Page:
         response = await self.fetcher.get(url, max_bytes=self.settings.max_page_bytes,
                                           accept=PAGE_ACCEPT)
-        job = partial(extract_job, response.content, response.url, response.content_type,
-                      response.charset, self.settings.extract_fast)
-        loop = asyncio.get_running_loop()
+        try:
+            return await self._in_worker(partial(
+                extract_job, response.content, response.url, response.content_type,
+                response.charset, self.settings.extract_fast), url)
+        except BrokenProcessPool:
+            raise ExtractError(url, "the worker process died on this page") from None
+
+    async def _in_worker(self, job: Callable[[], T], what: str) -> T:
+        """Run a pure, CPU-bound job in the worker pool, or in a thread when there is none.
+        Raises BrokenProcessPool when a worker died on it (a crash in a parser, the OOM
+        killer); the pool is then replaced, once per breakage."""
         if self.executor is None:
             return await asyncio.to_thread(job)
-        executor = self.executor
+        if self._jobs >= WORKER_JOBS * self._workers and self._started and self._started.done():
+            # retire this pool: it finishes its queued jobs before the next one starts
+            self._retired, self.executor = self.executor, make_executor(self._workers)
+            self._started, self._jobs = None, 0
+        self._jobs += 1
+        executor = await self._pool()
         try:
-            return await loop.run_in_executor(executor, job)
+            return await asyncio.get_running_loop().run_in_executor(executor, job)
         except BrokenProcessPool:
-            # a worker died (a crash in a parser, the OOM killer): replace the pool once per
-            # breakage and record this page as not extracted
-            if self.executor is executor:
-                executor.shutdown(wait=False, cancel_futures=True)
-                self.executor = make_executor(self.settings.extract_workers)
-                log.error("extraction worker died; pool replaced", extra={"outcome": url})
-            raise ExtractError(url, "extraction worker died on this page") from None
+            self._replace(executor, what)
+            raise
+
+    async def _pool(self) -> Executor:
+        """The current pool once its workers have started (it may be replaced meanwhile)."""
+        while True:
+            if self._started is None:
+                retired, self._retired = self._retired, None
+                self._started = asyncio.ensure_future(
+                    asyncio.to_thread(start_workers, self.executor, self._workers, retired))
+            started, executor = self._started, self.executor
+            try:
+                await asyncio.shield(started)
+            except BrokenProcessPool:
+                self._replace(executor, "starting the workers")
+                raise
+            if started is self._started:
+                return executor  # type: ignore[return-value]
+
+    def _replace(self, executor: Executor | None, what: str) -> None:
+        if self.executor is executor and executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = make_executor(self._workers)
+            self._started, self._jobs = None, 0
+            log.error("worker process died; pool replaced", extra={"outcome": what})
 
     def close(self) -> None:
         if self.executor is not None:

@@ -202,6 +202,50 @@ def test_worker_processes_report_extraction_failures(project, web, page_html):
     assert stored["urn:test:3"] == "a PDF, not an article page"
 
 
+def test_worker_pool_is_recycled_without_losing_work(project, web, page_html, monkeypatch):
+    """The pool is replaced every few jobs (here every one per worker); nothing queued is
+    lost and nothing hangs, which the pool's own max_tasks_per_child did on Python 3.11."""
+    import monitor.pipeline
+
+    monkeypatch.setattr(monitor.pipeline, "WORKER_JOBS", 1)
+    project.settings(allow_private_addresses=True, extract_workers=2)
+    for n in range(1, 9):
+        web.send(f"/page/{n}", page_html(f"Story {n}", STORY.replace("Monday", f"day {n}")))
+    web.send("/f.xml", rss([item(n, web.base) for n in range(1, 9)]), ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    result = project.run("poll", "--once")
+    assert "1 ok, 0 failed" in result.output and "8 new articles" in result.output
+    assert rows(project.db, "SELECT count(*) FROM articles WHERE extract_error IS NULL") == [(8,)]
+
+
+def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog):
+    """A crash in a parser (here the worker simply exits) fails that one job; the next job
+    runs in a new pool."""
+    import asyncio
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+    from functools import partial
+
+    from monitor.config import Settings
+    from monitor.pipeline import Pipeline
+
+    async def run() -> None:
+        pipeline = Pipeline(Settings(extract_workers=2), None, None, None)  # type: ignore[arg-type]
+        try:
+            try:
+                await pipeline._in_worker(partial(os._exit, 1), "the crashing page")
+            except BrokenProcessPool:
+                pass
+            else:
+                raise AssertionError("a dead worker must fail its job")
+            assert await pipeline._in_worker(partial(abs, -3), "the next page") == 3
+        finally:
+            pipeline.close()
+
+    asyncio.run(run())
+    assert "worker process died; pool replaced" in caplog.text
+
+
 def test_errors_survive_pickling():
     import pickle
 
