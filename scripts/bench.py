@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Throughput of one poll cycle against the extraction ceiling, measured in the same run.
+"""Throughput of a poll cycle against the extraction ceiling, measured in the same run.
 
-    python scripts/bench.py [--feeds 50] [--items 24] [--latency 0.05] [--pages DIR]
+    python scripts/bench.py [--feeds 400] [--items 3] [--latency 0.05] [--rounds 3]
 
 1. A loopback web (a separate process, 127.0.0.1 only) serves N feeds of M items whose pages
    are real HTML pages (../shared/corpus/pages when present, else the demo samples), each
    answer after --latency seconds.
-2. One full cycle of the real pipeline into a fresh database: articles per second, CPU use
-   (this process and its extraction workers), peak memory (the same processes' summed PSS).
-3. The ceiling: the same pages extracted with the pipeline's own extraction function and
+2. The ceiling: the same pages extracted with the pipeline's own extraction function and
    settings in a process pool over all cores, with no network and no database.
-4. A second cycle with nothing changed: feeds per second, pages fetched, 304 answers.
+3. Each round: one full cycle of the real pipeline into a fresh database (articles per
+   second, CPU use of this process and its workers, peak memory as their summed PSS), then a
+   second cycle with nothing changed (feeds per second, pages fetched, 304 answers), then the
+   ceiling again. A round's ratio uses the mean of the ceilings on either side of it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -97,15 +99,16 @@ def machine_use(before: list[int], after: list[int]) -> str:
 
 
 class Sampler:
-    """Peak summed PSS of a process and its workers, sampled every 0.5 s from a separate
+    """Peak summed PSS of a process and its workers, sampled every second from a separate
     process: reading smaps_rollup costs milliseconds, which must not land on the measured
-    process's CPU or its GIL."""
+    process's CPU or its GIL. Forked, not spawned: a spawned child would import this script
+    and the monitor package again, a second of CPU taken from the cycle it measures."""
 
     def __init__(self, exclude: set[int]) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context("fork")
         self._stop, self._peak = ctx.Event(), ctx.Value("q", 0)
         self._proc = ctx.Process(target=_sample, daemon=True, args=(
-            os.getpid(), exclude, 0.5, self._stop, self._peak))
+            os.getpid(), exclude, 1.0, self._stop, self._peak))
 
     def start(self) -> None:
         self._proc.start()
@@ -149,6 +152,57 @@ def _extract(body: bytes, fast: bool) -> int:
         return 0
 
 
+def cycle(web: LoopWeb, args: argparse.Namespace, exclude: set[int]) -> dict[str, float]:
+    """One full cycle into a fresh database, then an unchanged re-poll of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database=f"{tmp}/bench.db", allow_private_addresses=True,
+                            concurrency=args.concurrency,
+                            per_host_limit=max(1, args.concurrency // args.hosts),
+                            poll_deadline=3600, extract_fast=args.fast)
+        paths = Paths(Path(tmp) / "feeds.yaml", Paths.resolve().keywords,
+                      Path(tmp) / "settings.yaml", Path(settings.database))
+        config = load_config(paths, need_feeds=False)
+        config.settings = settings
+        config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(web.feeds)]
+        monitor = Monitor(paths, config, Store(settings.database))
+        web.reset()
+        sampler = Sampler(exclude)
+        sampler.start()
+        watched = exclude | {sampler.pid}
+        cpu0 = cpu_and_rss(family(os.getpid(), watched))[0] + _reaped_children_cpu()
+        main_cpu0 = sum(os.times()[:2])
+        web_cpu0 = cpu_and_rss([web.proc.pid])[0]
+        stat0 = machine_times()
+        started = time.perf_counter()
+        first = asyncio.run(monitor.poll_async())
+        wall = time.perf_counter() - started
+        # workers are gone once the cycle ends: their CPU shows in our children's times
+        cpu = cpu_and_rss(family(os.getpid(), watched))[0] + _reaped_children_cpu() - cpu0
+        peak = sampler.stop()
+        main_cpu = sum(os.times()[:2]) - main_cpu0
+        web_cpu = cpu_and_rss([web.proc.pid])[0] - web_cpu0
+        machine = machine_use(stat0, machine_times())
+        stored = monitor.store.count_articles()
+        print(f"  cycle: {first.line()}")
+        print(f"    {stored / wall:.1f} articles/s; CPU {cpu:.1f} s over {wall:.1f} s wall = "
+              f"{cpu / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores, "
+              f"{cpu / stored * 1000:.0f} ms per article, of which the main process (fetch, "
+              f"score, store) {main_cpu:.1f} s; peak memory {peak / 2**20:.0f} MiB; the "
+              f"loopback web (not counted) used {web_cpu:.1f} s; {machine}")
+
+        web.reset()
+        started = time.perf_counter()
+        second = asyncio.run(monitor.poll_async())
+        wall2 = time.perf_counter() - started
+        counts = web.counts()
+        print(f"  re-poll, nothing changed: {second.line()}; {args.feeds / wall2:.0f} feeds/s, "
+              f"pages fetched {counts.get('page', 0)}, 304 answers {counts.get('304', 0)} of "
+              f"{counts.get('feed', 0)} feed requests")
+        monitor.close()
+        return {"rate": stored / wall, "peak": peak, "repoll": args.feeds / wall2,
+                "refetched": counts.get("page", 0), "not_modified": counts.get("304", 0)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--feeds", type=int, default=400)
@@ -159,6 +213,8 @@ def main() -> int:
                     help="loopback addresses the feeds are spread over (127.0.0.1, .2, ...)")
     ap.add_argument("--concurrency", type=int, default=64,
                     help="requests in flight; the per-host limit is this over --hosts")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="cycles, each between two ceiling measurements")
     ap.add_argument("--fast", action="store_true", help="trafilatura's fast mode")
     args = ap.parse_args()
     pages = find_pages(args.pages)
@@ -167,66 +223,30 @@ def main() -> int:
     exclude = {web.proc.pid}
     print(f"loopback web: {args.feeds} feeds x {args.items} items = {total} articles over "
           f"{len(pages)} real pages, {args.latency * 1000:.0f} ms latency; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; {args.rounds} rounds")
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(database=f"{tmp}/bench.db", allow_private_addresses=True,
-                                concurrency=args.concurrency,
-                                per_host_limit=max(1, args.concurrency // args.hosts),
-                                poll_deadline=3600, extract_fast=args.fast)
-            paths = Paths(Path(tmp) / "feeds.yaml", Paths.resolve().keywords,
-                          Path(tmp) / "settings.yaml", Path(settings.database))
-            config = load_config(paths, need_feeds=False)
-            config.settings = settings
-            config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(web.feeds)]
-            monitor = Monitor(paths, config, Store(settings.database))
-
-            # the ceiling is measured before and after the cycle, and the mean is the
-            # baseline: the machine's speed drifts over a run of minutes
-            before = ceiling(pages, total, args.fast, exclude)
-            sampler = Sampler(exclude)
-            sampler.start()
-            exclude.add(sampler.pid)
-            cpu0, _ = cpu_and_rss(family(os.getpid(), exclude))
-            main_cpu0 = sum(os.times()[:2])
-            web_cpu0 = cpu_and_rss([web.proc.pid])[0]
-            stat0 = machine_times()
-            started = time.perf_counter()
-            first = asyncio.run(monitor.poll_async())
-            wall = time.perf_counter() - started
-            # workers are gone once the cycle ends: their CPU shows in our children's times
-            cpu1 = cpu_and_rss(family(os.getpid(), exclude))[0] + _reaped_children_cpu()
-            peak = sampler.stop()
-            main_cpu = sum(os.times()[:2]) - main_cpu0
-            web_cpu = cpu_and_rss([web.proc.pid])[0] - web_cpu0
-            machine = machine_use(stat0, machine_times())
-            stored = monitor.store.count_articles()
-            rate = stored / wall
-            print(f"cycle 1: {first.line()}")
-            print(f"  pipeline: {rate:.1f} articles/s; CPU {cpu1 - cpu0:.1f} s over {wall:.1f} s "
-                  f"wall = {(cpu1 - cpu0) / wall / os.cpu_count():.0%} of {os.cpu_count()} cores; "
-                  f"peak memory {peak / 2**20:.0f} MiB")
-
-            print(f"  of which the main process (fetch, parse, score, store): {main_cpu:.1f} s; "
-                  f"{(cpu1 - cpu0) / stored * 1000:.0f} ms of CPU per article in all; the "
-                  f"loopback web (not counted) used {web_cpu:.1f} s; {machine}")
-            after = ceiling(pages, total, args.fast, exclude)
-            top = (before + after) / 2
-            print(f"  ceiling (extraction only, {os.cpu_count()} processes): {before:.1f} pages/s "
-                  f"before the cycle, {after:.1f} after, mean {top:.1f}")
-            print(f"  pipeline / ceiling: {rate / top:.2f}")
-
-            web.reset()
-            started = time.perf_counter()
-            second = asyncio.run(monitor.poll_async())
-            wall2 = time.perf_counter() - started
-            counts = web.counts()
-            print(f"cycle 2 (nothing changed): {second.line()}")
-            print(f"  {args.feeds / wall2:.0f} feeds/s; pages fetched {counts.get('page', 0)}; "
-                  f"304 answers {counts.get('304', 0)} of {counts.get('feed', 0)} feed requests")
-            monitor.close()
+        # The machine's speed drifts by a fifth over minutes, so each cycle is compared with
+        # the mean of the ceilings measured just before and just after it.
+        ceilings = [ceiling(pages, total, args.fast, exclude)]
+        rounds = []
+        for n in range(1, args.rounds + 1):
+            print(f"round {n}:")
+            result = cycle(web, args, exclude)
+            ceilings.append(ceiling(pages, total, args.fast, exclude))
+            result["ceiling"] = (ceilings[-2] + ceilings[-1]) / 2
+            result["ratio"] = result["rate"] / result["ceiling"]
+            print(f"  pipeline {result['rate']:.1f} articles/s / ceiling {result['ceiling']:.1f} "
+                  f"pages/s (mean of {ceilings[-2]:.1f} before and {ceilings[-1]:.1f} after) = "
+                  f"{result['ratio']:.2f}")
+            rounds.append(result)
     finally:
         web.close()
+    ratios = sorted(r["ratio"] for r in rounds)
+    print(f"summary over {len(rounds)} rounds: pipeline / ceiling median "
+          f"{statistics.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f}); "
+          f"peak memory at most {max(r['peak'] for r in rounds) / 2**20:.0f} MiB; unchanged "
+          f"re-poll at least {min(r['repoll'] for r in rounds):.0f} feeds/s with "
+          f"{max(r['refetched'] for r in rounds)} pages fetched again")
     return 0
 
 
