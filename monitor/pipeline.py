@@ -74,9 +74,9 @@ def extract_job(content: bytes, url: str, content_type: str, charset: str | None
                 fast: bool) -> Page:
     """Runs in a worker. Imported here, not at the top, so that the main process never
     loads trafilatura when extraction runs in workers."""
-    from .worker import extract
+    from .extract import extract_page
 
-    return extract(content, url, content_type, charset, fast)
+    return extract_page(content, url, content_type, charset, fast)
 
 
 class Pipeline:

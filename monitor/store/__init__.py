@@ -144,10 +144,11 @@ class Store:
         rows = [_article_row(a, fetched_at) for a in articles]
         if not rows:
             return 0
-        with self._write():
-            before = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        with self._write():  # new rows take ids above the largest (count(*) reads them all)
+            last = self.db.execute("SELECT max(id) FROM articles").fetchone()[0] or 0
             self.db["articles"].insert_all(rows, ignore=True, batch_size=500)
-            return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0] - before)
+            return int(self.db.execute("SELECT count(*) FROM articles WHERE id > ?",
+                                       [last]).fetchone()[0])
 
     def signatures_since(self, since: datetime) -> list[tuple[int, int | None, bytes | None]]:
         return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
