@@ -322,6 +322,9 @@ class Pipeline:
             log.error("worker process died; pool replaced", extra={"outcome": what})
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(cancel_futures=True)
-            self.executor = None
+        if self._started is not None and not self._started.done():
+            self._started.cancel()  # its thread may fail on the pool shut down below
+        for pool in (self._retired, self.executor):
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        self._retired = self.executor = None
