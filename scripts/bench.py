@@ -33,7 +33,7 @@ from loopweb import LoopWeb, find_pages, read_page  # noqa: E402
 
 from monitor.config import FeedConfig, Paths, Settings  # noqa: E402
 from monitor.core import Monitor, load_config  # noqa: E402
-from monitor.pipeline import make_executor  # noqa: E402
+from monitor.pipeline import extract_job, make_executor  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -144,10 +144,8 @@ def ceiling(pages: list[Path], count: int, fast: bool, exclude: set[int]) -> flo
 
 
 def _extract(body: bytes, fast: bool) -> int:
-    from monitor.extract import extract_page  # in the workers only, as in the pipeline
-
-    try:
-        return len(extract_page(body, "http://127.0.0.1/page", "text/html", None, fast).text)
+    try:  # the pipeline's own job: it imports trafilatura in the workers only
+        return len(extract_job(body, "http://127.0.0.1/page", "text/html", None, fast).text)
     except Exception:
         return 0
 
