@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -59,15 +60,25 @@ class Monitor:
 
     async def poll_async(self, on_result: Callable[[FeedResult], None] | None = None,
                          feeds: Iterable[FeedConfig] | None = None,
-                         allow_private: bool | None = None) -> CycleSummary:
+                         allow_private: bool | None = None,
+                         pipeline: Pipeline | None = None) -> CycleSummary:
+        """Poll every enabled feed once, with *pipeline* (kept across polls) or a new one."""
         self.store.sync_feeds(self.config.feeds)
         gone = {r["url"] for r in self.store.feeds() if r.get("gone_at")}
         feeds = [f for f in (feeds if feeds is not None else self.config.feeds)
                  if f.enabled and f.url not in gone]
+        if pipeline is not None:
+            return await pipeline.poll(feeds, on_result)
+        async with self.pipeline(allow_private=allow_private) as pipeline:
+            return await pipeline.poll(feeds, on_result)
+
+    @asynccontextmanager
+    async def pipeline(self, allow_private: bool | None = None) -> AsyncIterator[Pipeline]:
+        """A fetcher and an extraction pool to keep across polls, as the service does."""
         async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
             pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher)
             try:
-                return await pipeline.poll(feeds, on_result)
+                yield pipeline
             finally:
                 pipeline.close()
 

@@ -98,6 +98,15 @@ class Pipeline:
         self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
         self._jobs = 0  # given to this pool
 
+    async def start(self) -> None:
+        """Start the worker pool now and wait for it; otherwise it starts on the first job.
+        A service starts it once, so its polls never wait for workers."""
+        if self.executor is not None:
+            try:
+                await self._pool()
+            except BrokenProcessPool:
+                pass  # logged; the first job starts another pool
+
     async def poll(self, feeds: Iterable[FeedConfig],
                    on_result: Callable[[FeedResult], None] | None = None) -> CycleSummary:
         started = asyncio.get_running_loop().time()

@@ -26,8 +26,6 @@ from apscheduler.triggers.date import DateTrigger
 from .config import FeedConfig
 from .core import Monitor, load_config
 from .errors import AlreadyRunning, ConfigError, MonitorError
-from .fetch import Fetcher
-from .pipeline import Pipeline
 
 log = logging.getLogger("monitor.service")
 WATCH_EVERY = 2.0  # seconds between checks of the YAML files
@@ -83,9 +81,10 @@ class Service:
             loop.add_signal_handler(sig, self._stop, sig)
         settings = self.monitor.settings
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=settings.timezone)
-        async with Fetcher(settings) as fetcher:
-            self.pipeline = Pipeline(settings, self.monitor.config.rules, self.monitor.store,
-                                     fetcher)
+        async with self.monitor.pipeline() as pipeline:
+            self.pipeline = pipeline
+            # workers start now, beside the first feed fetches, not on the first page
+            starting = asyncio.create_task(pipeline.start())
             self.scheduler.start()
             self._schedule_all()
             self.scheduler.add_job(self._watch, "interval", seconds=WATCH_EVERY, id="watch",
@@ -96,7 +95,7 @@ class Service:
             await self.stopping.wait()
             self.scheduler.shutdown(wait=False)
             await self._finish_in_flight()
-            self.pipeline.close()
+            starting.cancel()
         log.info("service stopped")
 
     def _stop(self, sig: int) -> None:

@@ -12,6 +12,8 @@
    second, CPU use of this process and its workers, peak memory as their summed PSS), then a
    second cycle with nothing changed (feeds per second, pages fetched, 304 answers), then the
    ceiling again. A round's ratio uses the mean of the ceilings on either side of it.
+   Both sides start their worker pool before the clock, as the service does once; the
+   pipeline's start is printed.
 """
 
 from __future__ import annotations
@@ -129,15 +131,19 @@ def ceiling(pages: list[Path], count: int, fast: bool, exclude: set[int]) -> flo
     pool = make_executor(os.cpu_count() or 1)
     try:
         list(pool.map(_extract, bodies[:4], [fast] * 4))  # start the workers first
-        cpu0 = cpu_and_rss(family(os.getpid(), exclude))[0]
+        sampler = Sampler(exclude)  # as in the cycle: it costs a little CPU
+        sampler.start()
+        watched = exclude | {sampler.pid}
+        cpu0 = cpu_and_rss(family(os.getpid(), watched))[0]
         stat0 = machine_times()
         started = time.perf_counter()
         list(pool.map(_extract, jobs, [fast] * len(jobs), chunksize=4))
         wall = time.perf_counter() - started
-        cpu = cpu_and_rss(family(os.getpid(), exclude))[0] - cpu0
+        cpu = cpu_and_rss(family(os.getpid(), watched))[0] - cpu0
+        peak = sampler.stop()
         print(f"  ceiling run: {count / wall:.1f} pages/s, {cpu / count * 1000:.0f} ms of CPU "
-              f"per page, {cpu / wall / (os.cpu_count() or 1):.0%} of the cores; "
-              f"{machine_use(stat0, machine_times())}")
+              f"per page, {cpu / wall / (os.cpu_count() or 1):.0%} of the cores, peak memory "
+              f"{peak / 2**20:.0f} MiB; {machine_use(stat0, machine_times())}")
         return count / wall
     finally:
         pool.shutdown()
@@ -151,7 +157,9 @@ def _extract(body: bytes, fast: bool) -> int:
 
 
 def cycle(web: LoopWeb, args: argparse.Namespace, exclude: set[int]) -> dict[str, float]:
-    """One full cycle into a fresh database, then an unchanged re-poll of it."""
+    """One full cycle into a fresh database, then an unchanged re-poll of it. The pipeline
+    is kept across both, with its workers started before the clock, as the service keeps
+    it and as the ceiling's pool is started (the start is timed apart)."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database=f"{tmp}/bench.db", allow_private_addresses=True,
                             concurrency=args.concurrency,
@@ -163,19 +171,30 @@ def cycle(web: LoopWeb, args: argparse.Namespace, exclude: set[int]) -> dict[str
         config.settings = settings
         config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(web.feeds)]
         monitor = Monitor(paths, config, Store(settings.database))
+        try:
+            return asyncio.run(_cycle(monitor, web, args, exclude))
+        finally:
+            monitor.close()
+
+
+async def _cycle(monitor: Monitor, web: LoopWeb, args: argparse.Namespace,
+                 exclude: set[int]) -> dict[str, float]:
+    async with monitor.pipeline() as pipeline:
+        started = time.perf_counter()
+        await pipeline.start()
+        start = time.perf_counter() - started
         web.reset()
         sampler = Sampler(exclude)
         sampler.start()
         watched = exclude | {sampler.pid}
-        cpu0 = cpu_and_rss(family(os.getpid(), watched))[0] + _reaped_children_cpu()
+        cpu0 = cpu_and_rss(family(os.getpid(), watched))[0]
         main_cpu0 = sum(os.times()[:2])
         web_cpu0 = cpu_and_rss([web.proc.pid])[0]
         stat0 = machine_times()
         started = time.perf_counter()
-        first = asyncio.run(monitor.poll_async())
+        first = await monitor.poll_async(pipeline=pipeline)
         wall = time.perf_counter() - started
-        # workers are gone once the cycle ends: their CPU shows in our children's times
-        cpu = cpu_and_rss(family(os.getpid(), watched))[0] + _reaped_children_cpu() - cpu0
+        cpu = cpu_and_rss(family(os.getpid(), watched))[0] - cpu0
         peak = sampler.stop()
         main_cpu = sum(os.times()[:2]) - main_cpu0
         web_cpu = cpu_and_rss([web.proc.pid])[0] - web_cpu0
@@ -186,19 +205,19 @@ def cycle(web: LoopWeb, args: argparse.Namespace, exclude: set[int]) -> dict[str
               f"{cpu / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores, "
               f"{cpu / stored * 1000:.0f} ms per article, of which the main process (fetch, "
               f"score, store) {main_cpu:.1f} s; peak memory {peak / 2**20:.0f} MiB; the "
-              f"loopback web (not counted) used {web_cpu:.1f} s; {machine}")
+              f"loopback web (not counted) used {web_cpu:.1f} s; {machine}; starting the "
+              f"workers took {start:.1f} s before the clock")
 
         web.reset()
         started = time.perf_counter()
-        second = asyncio.run(monitor.poll_async())
+        second = await monitor.poll_async(pipeline=pipeline)
         wall2 = time.perf_counter() - started
         counts = web.counts()
         print(f"  re-poll, nothing changed: {second.line()}; {args.feeds / wall2:.0f} feeds/s, "
               f"pages fetched {counts.get('page', 0)}, 304 answers {counts.get('304', 0)} of "
               f"{counts.get('feed', 0)} feed requests")
-        monitor.close()
-        return {"rate": stored / wall, "peak": peak, "repoll": args.feeds / wall2,
-                "refetched": counts.get("page", 0), "not_modified": counts.get("304", 0)}
+    return {"rate": stored / wall, "peak": peak, "repoll": args.feeds / wall2,
+            "refetched": counts.get("page", 0), "not_modified": counts.get("304", 0)}
 
 
 def main() -> int:
@@ -246,13 +265,6 @@ def main() -> int:
           f"re-poll at least {min(r['repoll'] for r in rounds):.0f} feeds/s with "
           f"{max(r['refetched'] for r in rounds)} pages fetched again")
     return 0
-
-
-def _reaped_children_cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -246,6 +246,40 @@ def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog):
     assert "worker process died; pool replaced" in caplog.text
 
 
+def test_a_pipeline_kept_across_polls_starts_its_workers_once(project, web, page_html):
+    """As the service does: workers started before the first poll serve every later one."""
+    import asyncio
+    import os
+
+    from monitor.core import make_monitor
+
+    project.settings(allow_private_addresses=True, extract_workers=2)
+    for n in (1, 2):
+        web.send(f"/page/{n}", page_html(f"Story {n}", STORY.replace("Monday", f"day {n}")))
+    web.send("/f.xml", rss([item(n, web.base) for n in (1, 2)]), ctype="application/rss+xml",
+             headers={"ETag": '"v1"'})
+    project.feeds([("F", web.url("/f.xml"))])
+    monitor = make_monitor(project.paths)
+
+    async def run() -> tuple[set[int], set[int], list[str]]:
+        async with monitor.pipeline() as pipeline:
+            await pipeline.start()
+            workers = {p.pid for p in pipeline.executor._processes.values()}  # type: ignore
+            assert len(workers) == 2
+            lines = [(await monitor.poll_async(pipeline=pipeline)).line(),
+                     (await monitor.poll_async(pipeline=pipeline)).line()]
+            after = {await pipeline._in_worker(os.getpid, "pid") for _ in range(4)}
+        return workers, after, lines
+
+    try:
+        workers, after, (first, second) = asyncio.run(run())
+    finally:
+        monitor.close()
+    assert "1 ok, 0 failed, 0 unchanged; 2 new articles" in first
+    assert "0 ok, 0 failed, 1 unchanged; 0 new articles" in second
+    assert after <= workers  # the same processes: no pool was started for the later polls
+
+
 def test_errors_survive_pickling():
     import pickle
 
