@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import trafilatura
 
-from .digest.cluster import signature
 from .errors import ExtractError
 from .models import Page
 from .scoring.text import is_cjk
@@ -96,7 +95,7 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
     if len(text) < (MIN_TEXT_CJK if is_cjk(text[:200]) else MIN_TEXT):
         raise ExtractError(url, f"no article text found (only {len(text)} characters)")
     return Page(text=text, title=doc.title or None, author=doc.author or None,
-                published=_date(doc.date), language=language, signature=signature(text))
+                published=_date(doc.date), language=language)
 
 
 def _date(value: str | None) -> datetime | None:

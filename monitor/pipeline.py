@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
@@ -74,11 +75,13 @@ def _ready(_: int) -> int:
 
 def extract_job(content: bytes, url: str, content_type: str, charset: str | None,
                 fast: bool) -> Page:
-    """Runs in a worker. Imported here, not at the top, so that the main process never
-    loads trafilatura when extraction runs in workers."""
+    """A page's job in a worker: its text, and the signature that clusters its copies.
+    Imported here, not at the top, so that the main process never loads trafilatura when
+    extraction runs in workers."""
     from .extract import extract_page
 
-    return extract_page(content, url, content_type, charset, fast)
+    page = extract_page(content, url, content_type, charset, fast)
+    return replace(page, signature=signature(page.text))
 
 
 class Pipeline:

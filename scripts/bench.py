@@ -7,7 +7,8 @@
    are real HTML pages (../shared/corpus/pages when present, else the demo samples), each
    answer after --latency seconds.
 2. The ceiling: the same pages extracted with the pipeline's own extraction function and
-   settings in a process pool over all cores, with no network and no database.
+   settings (trafilatura and the checks around it, not the near-duplicate signature) in a
+   process pool over all cores, with no network and no database.
 3. Each round: one full cycle of the real pipeline into a fresh database (articles per
    second, CPU use of this process and its workers, peak memory as their summed PSS), then a
    second cycle with nothing changed (feeds per second, pages fetched, 304 answers), then the
@@ -35,7 +36,7 @@ from loopweb import LoopWeb, find_pages, read_page  # noqa: E402
 
 from monitor.config import FeedConfig, Paths, Settings  # noqa: E402
 from monitor.core import Monitor, load_config  # noqa: E402
-from monitor.pipeline import extract_job, make_executor  # noqa: E402
+from monitor.pipeline import make_executor  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -150,8 +151,12 @@ def ceiling(pages: list[Path], count: int, fast: bool, exclude: set[int]) -> flo
 
 
 def _extract(body: bytes, fast: bool) -> int:
-    try:  # the pipeline's own job: it imports trafilatura in the workers only
-        return len(extract_job(body, "http://127.0.0.1/page", "text/html", None, fast).text)
+    """Extraction alone, as the pipeline calls it (decoding, trafilatura with its settings,
+    its checks); not the near-duplicate signature, which the pipeline's job adds."""
+    from monitor.extract import extract_page  # in the workers only
+
+    try:
+        return len(extract_page(body, "http://127.0.0.1/page", "text/html", None, fast).text)
     except Exception:
         return 0
 

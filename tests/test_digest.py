@@ -206,3 +206,32 @@ def test_terminal_and_range(project, web, page_html):
     assert since["date"].startswith("2026-01-01 to ") and len(since["stories"]) == 1
     assert project.run("digest", "--date", "2026-01-01", "--since", "2026-01-01").exit_code == 2
     assert datetime.now(UTC)
+
+
+def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
+    """Migration m006: a signature from the old scheme (SHA-1 per shingle) would never meet a
+    new one, so the stored ones are recomputed from the stored text; none are added."""
+    from monitor.digest.cluster import Clusters, signature
+    from monitor.store import Store
+
+    path = tmp_path / "old.db"
+    store = Store(path)
+    store.db.execute("INSERT INTO feeds (url, name) VALUES ('http://f/', 'F')")
+    for n, (text, sig) in enumerate([(BODY * 2, b"old-scheme"), ("too short", None)], 1):
+        store.db.execute("INSERT INTO articles (id, url, guid, feed_url, title, text, signature) "
+                         "VALUES (?, ?, ?, 'http://f/', 't', ?, ?)",
+                         [n, f"http://f/{n}", f"g{n}", text, sig])
+    store.db.execute("DELETE FROM _sqlite_migrations WHERE name = "
+                     "'m006_signatures_from_word_hashes'")
+    store.db.conn.commit()
+    store.close()
+
+    store = Store(path)  # the upgrade
+    stored = dict(store.db.execute("SELECT id, signature FROM articles").fetchall())
+    store.close()
+    assert stored == {1: signature(BODY * 2), 2: None}
+    clusters = Clusters()
+    clusters.add(1, stored[1])
+    copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
+    assert clusters.add(3, signature(copy)) == 1  # a later copy meets the upgraded story
+    assert clusters.add(4, signature(" ".join(text for _, text in DISTINCT) * 2)) == 4

@@ -7,6 +7,8 @@ Pure apart from the index it keeps in memory.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
@@ -20,14 +22,30 @@ SCHEME = _TEMPLATE.scheme
 PERMUTATIONS = _TEMPLATE.permutations  # made once: MinHash() draws them anew every time
 
 
+# odd 64-bit multipliers, one per word position in a shingle (so word order matters)
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                 0xD6E8FEB86659FD93], dtype=np.uint64)[:SHINGLE]
+
+
 def signature(text: str) -> bytes | None:
-    """The MinHash of the text's word 4-shingles; None for texts too short to compare."""
+    """The MinHash of the text's word 4-shingles; None for texts too short to compare.
+
+    Each distinct word is hashed once (CRC-32) and every shingle's 32-bit hash is mixed from
+    its words' hashes in numpy; MinHash then takes those as they are (hashfunc=int). A SHA-1
+    per shingle string, datasketch's default, cost about 3 ms per article, all in Python.
+    """
     words = normalize(text).split()
     if len(words) < 30:
         return None
-    shingles = {" ".join(words[i:i + SHINGLE]).encode() for i in range(len(words) - SHINGLE + 1)}
-    m = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=PERMUTATIONS)
-    m.update_batch(list(shingles))
+    word_hash = {w: zlib.crc32(w.encode()) for w in set(words)}
+    h = np.fromiter(map(word_hash.__getitem__, words), dtype=np.uint64, count=len(words))
+    n = len(words) - SHINGLE + 1
+    mixed = h[:n] * _MIX[0]
+    for k in range(1, SHINGLE):
+        mixed ^= h[k:k + n] * _MIX[k]
+    # the top half holds the best-mixed bits; a repeated shingle changes no minimum
+    m = MinHash(num_perm=NUM_PERM, scheme=SCHEME, permutations=PERMUTATIONS, hashfunc=int)
+    m.update_batch((mixed >> np.uint64(32)).tolist())
     return m.hashvalues.astype(np.uint64).tobytes()
 
 

@@ -68,3 +68,21 @@ def m005_fts_reindex_only_on_text(db: Database) -> None:
         VALUES ('delete', old.rowid, old.title, old.text);
       INSERT INTO articles_fts (rowid, title, text) VALUES (new.rowid, new.title, new.text);
     END""")
+
+
+@migrations()
+def m006_signatures_from_word_hashes(db: Database) -> None:
+    """Signatures are now mixed from per-word hashes (a tenth of the CPU), and a new one never
+    matches an old one: recompute those stored, so that a story stored before the upgrade
+    still gathers its later copies."""
+    from ..digest.cluster import signature  # the one place that makes them
+
+    last = 0
+    while True:
+        rows = db.execute("SELECT id, text FROM articles WHERE id > ? AND signature IS NOT NULL "
+                          "ORDER BY id LIMIT 500", [last]).fetchall()
+        if not rows:
+            return
+        db.conn.executemany("UPDATE articles SET signature = ? WHERE id = ?",
+                            [(signature(text or ""), i) for i, text in rows])
+        last = rows[-1][0]
