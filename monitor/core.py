@@ -4,6 +4,7 @@ the service call its methods and hold no logic of their own."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -75,6 +76,11 @@ class Monitor:
     @asynccontextmanager
     async def pipeline(self, allow_private: bool | None = None) -> AsyncIterator[Pipeline]:
         """A fetcher and an extraction pool to keep across polls, as the service does."""
+        # What is alive now (modules, configuration, rules) lives as long as the process:
+        # frozen, the collector no longer walks it. A full collection over it took about a
+        # tenth of an unchanged re-poll of 400 feeds.
+        gc.collect()
+        gc.freeze()
         async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
             pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher)
             try:
