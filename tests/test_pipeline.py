@@ -280,6 +280,27 @@ def test_a_pipeline_kept_across_polls_starts_its_workers_once(project, web, page
     assert after <= workers  # the same processes: no pool was started for the later polls
 
 
+def test_feeds_in_progress_are_bounded(project, web, page_html):
+    """A feed holds a slot from its fetch to its last page, two per request allowed: with one
+    request at a time, the third feed is fetched only after a page of the first two (a cycle
+    of thousands of feeds would otherwise hold every new entry of every feed at once)."""
+    project.settings(allow_private_addresses=True, extract_workers=1, concurrency=1)
+    order: list[str] = []
+    for n in range(3):
+        web.send(f"/page/{n}", page_html(f"Story {n}", STORY.replace("Monday", f"day {n}")))
+        web.send(f"/f{n}.xml", rss([item(n, web.base)]), ctype="application/rss+xml")
+    for path, route in list(web.routes.items()):
+        web.routes[path] = lambda handler, path=path, route=route: (order.append(path),
+                                                                    route(handler))
+    project.feeds([(f"F{n}", web.url(f"/f{n}.xml")) for n in range(3)])
+    result = project.run("poll", "--once")
+    assert "3 ok, 0 failed" in result.output and "3 new articles" in result.output
+    feeds = [i for i, p in enumerate(order) if p.endswith(".xml")]
+    pages = [i for i, p in enumerate(order) if p.startswith("/page/")]
+    assert len(feeds) == len(pages) == 3
+    assert feeds[-1] > pages[0], order
+
+
 def test_errors_survive_pickling():
     import pickle
 
