@@ -72,7 +72,7 @@ def m005_fts_reindex_only_on_text(db: Database) -> None:
 
 @migrations()
 def m006_signatures_from_word_hashes(db: Database) -> None:
-    """Signatures are now mixed from per-word hashes (a tenth of the CPU), and a new one never
+    """Signatures are now mixed from per-word hashes (about half the CPU), and a new one never
     matches an old one: recompute those stored, so that a story stored before the upgrade
     still gathers its later copies."""
     from ..digest.cluster import signature  # the one place that makes them
