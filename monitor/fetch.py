@@ -26,10 +26,12 @@ from urllib.parse import urljoin, urlsplit
 
 import brotli
 import certifi
+import httpcore
 import httpx
 
 from .config import Settings
 from .errors import Blocked, FetchError, TooLarge
+from .netio import AsyncioBackend
 
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
@@ -124,10 +126,7 @@ class Fetcher:
         pool = self._pools.get(key)
         if pool is None:
             self._evict(room_for=1)
-            pool = self._pools[key] = _Pool(httpx.AsyncHTTPTransport(
-                verify=_tls(), trust_env=False,
-                limits=httpx.Limits(max_connections=self.settings.per_host_limit,
-                                    max_keepalive_connections=self.settings.per_host_limit)))
+            pool = self._pools[key] = _Pool(Transport(self.settings.per_host_limit))
         self._pools.move_to_end(key)
         return pool
 
@@ -178,7 +177,8 @@ class Fetcher:
             extensions: dict[str, Any] = {"timeout": self._timeout}
             if check:
                 extensions.update(self._guard(current))
-            request = httpx.Request("GET", current, headers=headers, extensions=extensions)
+            request = httpx.Request("GET", _url(current) if from_user else current,
+                                    headers=headers, extensions=extensions)
             if cookies:
                 request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
             pool = self._pool(request.url, from_user)
@@ -204,7 +204,10 @@ class Fetcher:
     async def _read(self, url: str, current: str, r: httpx.Response, max_bytes: int,
                     moved_to: str | None) -> Response:
         if r.status_code == 304:
-            await r.aread()  # no body by definition; reading it keeps the connection
+            # no body by definition; reading to its end keeps the connection (straight from
+            # the stream: httpx's decoding and chunking around it cost more than the request)
+            async for _ in r.stream:  # type: ignore[union-attr]
+                pass
             return self._response(url, r, b"", moved_to)
         if r.status_code >= 300 or r.status_code < 200:
             raise FetchError(url, f"HTTP {r.status_code}", status=r.status_code,
@@ -241,9 +244,29 @@ class Fetcher:
         ctype = r.headers.get("content-type", "")
         return Response(url=url, status=r.status_code, content=content,
                         content_type=ctype.split(";")[0].strip().lower(),
-                        charset=r.charset_encoding,
+                        charset=r.charset_encoding if content else None,
                         etag=r.headers.get("etag"), last_modified=r.headers.get("last-modified"),
                         moved_to=moved_to)
+
+
+class Transport(httpx.AsyncHTTPTransport):
+    """httpx's transport over httpcore's pool, with the pool reaching the network through
+    asyncio's transports (netio) instead of anyio's."""
+
+    def __init__(self, connections: int) -> None:
+        # The parent's __init__ only builds this pool, with anyio's backend and no way to
+        # pass another; httpx pinned below 0.29 keeps it as _pool.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_tls(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=AsyncioBackend())
+
+
+@functools.lru_cache(maxsize=4096)
+def _url(url: str) -> httpx.URL:
+    """A feed's URL parsed once, not on every poll (httpx.URL is immutable)."""
+    return httpx.URL(url)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from .models import FeedResult
 
 MIN_RETRY = 1.0  # seconds; even a zero Retry-After waits this long
+_RNG = random.Random()  # one, seeded once: seeding reads the OS's entropy
 
 
 def next_poll_at(result: FeedResult, now: datetime, interval: float, *, failures: int,
@@ -21,7 +22,7 @@ def next_poll_at(result: FeedResult, now: datetime, interval: float, *, failures
     """
     if result.status == "gone":
         return None
-    rng = rng or random.Random()
+    rng = rng or _RNG
     if result.status != "failed":
         delay = interval * (1 + jitter * rng.random())
     else:

@@ -4,6 +4,7 @@ HTTP server on 127.0.0.1 (pytest-httpserver) for feeds and pages."""
 from __future__ import annotations
 
 import sqlite3
+import ssl
 import textwrap
 import time
 from collections.abc import Callable
@@ -108,7 +109,7 @@ class LocalWeb:
     handler, so a route can hang, trickle, reset the connection or lie about its length.
     Counts requests per path."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         import threading
         from collections import Counter
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,7 +145,10 @@ class LocalWeb:
                 pass  # routes break connections on purpose
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.base = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

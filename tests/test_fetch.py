@@ -1,5 +1,6 @@
 """The fetcher against a real server on 127.0.0.1: connections kept, cookies kept only within
-one redirect chain, a bounded number of connection pools."""
+one redirect chain, a bounded number of connection pools; and the sockets under httpx
+(monitor.netio): idle connections the server closed, large bodies, read timeouts, TLS."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from monitor.fetch import Fetcher
 from .helpers import LocalWeb
 
 
-def fetch_all(settings: Settings, urls: list[str], **kw: object) -> list[fetch.Response]:
+def fetch_all(settings: Settings, urls: list[str], max_bytes: int = 1_000_000,
+              **kw: object) -> list[fetch.Response]:
     async def go() -> list[fetch.Response]:
         async with Fetcher(settings) as f:
-            return [await f.get(u, max_bytes=1_000_000, trusted=True, **kw) for u in urls]
+            return [await f.get(u, max_bytes=max_bytes, trusted=True, **kw) for u in urls]
     return asyncio.run(go())
 
 
@@ -81,3 +83,110 @@ def test_connection_pools_are_bounded(web, monkeypatch):
     finally:
         for server in others:
             server.close()
+
+
+# -- the sockets under httpx (monitor.netio) ------------------------------------------------
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused(web):
+    def once(h) -> None:  # noqa: ANN001
+        h.send_response(200)
+        h.send_header("Content-Length", "6")
+        h.end_headers()
+        h.wfile.write(b"<rss/>")
+        h.wfile.flush()
+        h.close_connection = True  # closed without saying so in a header
+
+    web.routes["/f.xml"] = once
+
+    async def go() -> list[int]:
+        async with Fetcher(Settings(per_host_limit=1)) as f:
+            statuses = []
+            for _ in range(3):
+                statuses.append((await f.get(web.url("/f.xml"), max_bytes=100,
+                                             trusted=True)).status)
+                await asyncio.sleep(0.2)  # the server's close arrives while idle
+            return statuses
+    assert asyncio.run(go()) == [200, 200, 200]
+    assert len(set(web.peers)) == 3  # a new connection each time, no failed reuse
+
+
+def test_large_bodies_arrive_whole_through_reading_paused_and_resumed(web):
+    import gzip
+    import random
+
+    data = random.Random(7).randbytes(3_000_000)  # over netio's buffer high-water mark
+    web.send("/big.bin", data, ctype="application/octet-stream")
+    text = b"surveillance camera " * 200_000  # 4 MB decoded
+    web.send("/big.html", gzip.compress(text), headers={"Content-Encoding": "gzip"})
+    got = fetch_all(Settings(), [web.url("/big.bin"), web.url("/big.html")],
+                    max_bytes=5_000_000)
+    assert got[0].content == data
+    assert got[1].content == text
+
+
+def test_a_server_that_never_answers_times_out_on_reading():
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections (the kernel's backlog), never answers
+    try:
+        settings = Settings(read_timeout=0.5, request_deadline=30)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/f.xml"
+        started = asyncio.run(_timed_failure(settings, url))
+    finally:
+        listener.close()
+    reason, took = started
+    assert reason == "timed out (ReadTimeout)"
+    assert 0.4 < took < 5
+
+
+async def _timed_failure(settings: Settings, url: str) -> tuple[str, float]:
+    import time
+
+    from monitor.errors import FetchError
+
+    began = time.monotonic()
+    async with Fetcher(settings) as f:
+        try:
+            await f.get(url, max_bytes=100, trusted=True)
+        except FetchError as exc:
+            return exc.reason, time.monotonic() - began
+    raise AssertionError("no failure")
+
+
+def test_https_with_a_trusted_certificate_and_refused_without(monkeypatch):
+    import ssl
+
+    import trustme
+
+    from monitor.errors import FetchError
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    secure = LocalWeb(tls=server_ctx)
+    try:
+        secure.send("/f.xml", "<rss/>", ctype="application/rss+xml")
+        secure.send("/gone.xml", "", status=304, headers={"ETag": '"e"'})
+        urls = [secure.url("/f.xml"), secure.url("/gone.xml"), secure.url("/f.xml")]
+
+        async def attempt() -> str:  # with the CA bundle shipped with certifi
+            async with Fetcher(Settings()) as f:
+                try:
+                    await f.get(urls[0], max_bytes=100, trusted=True)
+                except FetchError as exc:
+                    return exc.reason
+            return "fetched"
+        refused = asyncio.run(attempt())
+        assert "ConnectError" in refused and "CERTIFICATE_VERIFY_FAILED" in refused, refused
+
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        monkeypatch.setattr(fetch, "_tls", lambda: client_ctx)
+        got = fetch_all(Settings(per_host_limit=1), urls, etag='"e"')
+        assert [(r.status, r.content) for r in got] == [(200, b"<rss/>"), (304, b""),
+                                                       (200, b"<rss/>")]
+        assert len(set(secure.peers[-3:])) == 1  # one TLS connection carried all three
+    finally:
+        secure.close()
