@@ -226,7 +226,7 @@ class Pipeline:
             articles = [t.result() for t in tasks if t not in pending]
             result.new_articles = self.store.add_articles(articles, now)
             if result.new_articles:
-                self._cluster(articles)
+                self._cluster(articles, now)
         finally:  # stored now, or to be tried again on the next poll
             for e in entries:
                 self._claimed.difference_update((e.guid, e.url))
@@ -240,15 +240,16 @@ class Pipeline:
             return {"title": parsed.title, "moved_to": response.moved_to}
         return {**validators, "content_hash": digest, "title": parsed.title}
 
-    def _cluster(self, articles: list[Article]) -> None:
+    def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
         """Put each new article in the cluster of an earlier copy of the same story."""
+        since = datetime.now(UTC) - timedelta(days=CLUSTER_DAYS)
         if self._clusters is None:
             self._clusters = Clusters()
-            since = datetime.now(UTC) - timedelta(days=CLUSTER_DAYS)
-            for article_id, cluster_id, sig in self.store.signatures_since(since):
-                self._clusters.add(article_id, sig, cluster_id)
+            for article_id, cluster_id, sig, fetched in self.store.signatures_since(since):
+                self._clusters.add(article_id, sig, fetched, cluster_id)
+        self._clusters.forget_before(since)  # a service keeps this index for weeks
         new = self.store.unclustered([a.entry.guid for a in articles])
-        self.store.set_clusters([(i, self._clusters.add(i, sig)) for i, sig in new])
+        self.store.set_clusters([(i, self._clusters.add(i, sig, fetched_at)) for i, sig in new])
 
     def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
         """Entries not stored yet; the others are recorded as sightings of their story."""

@@ -231,7 +231,29 @@ def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
     store.close()
     assert stored == {1: signature(BODY * 2), 2: None}
     clusters = Clusters()
-    clusters.add(1, stored[1])
+    clusters.add(1, stored[1], NOW)
     copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
-    assert clusters.add(3, signature(copy)) == 1  # a later copy meets the upgraded story
-    assert clusters.add(4, signature(" ".join(text for _, text in DISTINCT) * 2)) == 4
+    assert clusters.add(3, signature(copy), NOW) == 1  # a later copy meets the upgraded story
+    assert clusters.add(4, signature(" ".join(text for _, text in DISTINCT) * 2), NOW) == 4
+
+
+def test_the_cluster_index_keeps_a_window_of_days():
+    """A service keeps one index for weeks: articles older than the window are forgotten
+    (a later copy of them starts a story of its own), and the index shrinks."""
+    from datetime import timedelta
+
+    from monitor.digest.cluster import Clusters, signature
+
+    copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
+    other = " ".join(text for _, text in DISTINCT) * 2
+    clusters = Clusters()
+    clusters.add(1, signature(BODY * 2), NOW - timedelta(days=40))
+    clusters.add(2, signature(other), NOW - timedelta(days=3))
+    clusters.add(3, None, NOW - timedelta(days=35))  # too short to compare: kept by id only
+    assert clusters.add(4, signature(copy), NOW - timedelta(days=39)) == 1
+    assert len(clusters) == 4
+    assert clusters.forget_before(NOW - timedelta(days=30)) == 3
+    assert len(clusters) == 1 and 1 not in clusters.lsh and 2 in clusters.lsh
+    assert clusters.add(5, signature(copy), NOW) == 5  # its earlier copies are forgotten
+    assert clusters.add(6, signature(other + " Share this."), NOW) == 2
+    assert clusters.forget_before(NOW - timedelta(days=30)) == 0

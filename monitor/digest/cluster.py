@@ -7,7 +7,9 @@ Pure apart from the index it keeps in memory.
 
 from __future__ import annotations
 
+import heapq
 import zlib
+from datetime import datetime
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -56,14 +58,20 @@ def _minhash(sig: bytes) -> MinHash:
 
 class Clusters:
     """Which stored story a new article copies. Keys are article ids; a cluster is named by
-    the id of its first article."""
+    the id of its first article. Articles are forgotten by forget_before(), so that an index
+    kept by a long-running service holds a window of days, not everything since it started
+    (about 4 KB per article in datasketch's in-memory LSH)."""
 
     def __init__(self) -> None:
         self.lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
         self.cluster_of: dict[int, int] = {}
+        self._added: list[tuple[datetime, int]] = []  # a heap of (fetched_at, id)
 
-    def add(self, article_id: int, sig: bytes | None, cluster_id: int | None = None) -> int:
+    def add(self, article_id: int, sig: bytes | None, fetched_at: datetime,
+            cluster_id: int | None = None) -> int:
         """Index an article; returns its cluster (an earlier copy's, else its own id)."""
+        if article_id not in self.cluster_of:
+            heapq.heappush(self._added, (fetched_at, article_id))
         if sig is None:
             self.cluster_of[article_id] = cluster_id or article_id
             return self.cluster_of[article_id]
@@ -71,7 +79,21 @@ class Clusters:
         if cluster_id is None:
             matches = [self.cluster_of[k] for k in self.lsh.query(m) if k in self.cluster_of]
             cluster_id = min(matches) if matches else article_id
-        if article_id not in self.cluster_of:
+        if article_id not in self.lsh:
             self.lsh.insert(article_id, m)
         self.cluster_of[article_id] = cluster_id
         return cluster_id
+
+    def forget_before(self, cutoff: datetime) -> int:
+        """Drop the articles fetched before *cutoff*; returns how many."""
+        dropped = 0
+        while self._added and self._added[0][0] < cutoff:
+            _, article_id = heapq.heappop(self._added)
+            if article_id in self.lsh:
+                self.lsh.remove(article_id)
+            self.cluster_of.pop(article_id, None)
+            dropped += 1
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self.cluster_of)

@@ -150,10 +150,16 @@ class Store:
             return int(self.db.execute("SELECT count(*) FROM articles WHERE id > ?",
                                        [last]).fetchone()[0])
 
-    def signatures_since(self, since: datetime) -> list[tuple[int, int | None, bytes | None]]:
-        return [tuple(r) for r in self.db.execute(  # type: ignore[misc]
-            "SELECT id, cluster_id, signature FROM articles WHERE fetched_at >= ? "
-            "AND cluster_id IS NOT NULL ORDER BY id", [iso(since)])]
+    def signatures_since(self, since: datetime
+                         ) -> list[tuple[int, int | None, bytes | None, datetime]]:
+        """Clustered articles fetched since *since*, oldest first: id, cluster, signature,
+        fetched_at."""
+        rows = self.db.execute(
+            "SELECT id, cluster_id, signature, fetched_at FROM articles WHERE fetched_at >= ? "
+            "AND cluster_id IS NOT NULL ORDER BY fetched_at, id", [iso(since)])
+        # stored as UTC (iso()); rows written without an offset are UTC too
+        return [(i, c, sig, datetime.fromisoformat(at).replace(tzinfo=UTC))
+                for i, c, sig, at in rows]
 
     def unclustered(self, guids: list[str]) -> list[tuple[int, bytes | None]]:
         out: list[tuple[int, bytes | None]] = []
