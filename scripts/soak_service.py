@@ -73,7 +73,12 @@ class Web(QuietHandler):
         if kind == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            # every reference to the socket must go for close() to send the RST; otherwise
+            # the handler waits for the next request and the fault is a hang
+            self.rfile.close()
+            self.wfile.close()
             self.connection.close()
+            self.close_connection = True
             return
         statuses = {"500": 500, "404": 404, "410": 410}
         if kind in statuses:
