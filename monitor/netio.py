@@ -110,9 +110,12 @@ def _expire(future: asyncio.Future[None]) -> None:
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = transport
+    def __init__(self, protocol: _Protocol) -> None:
         self._protocol = protocol
+
+    @property
+    def _transport(self) -> asyncio.Transport:  # the TLS one once start_tls has run
+        return self._protocol.transport
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
@@ -160,7 +163,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if transport is None:  # the connection closed during the handshake
             raise httpcore.ConnectError("connection closed during the TLS handshake")
         self._protocol.transport = transport  # type: ignore[assignment]
-        return AsyncioStream(transport, self._protocol)  # type: ignore[arg-type]
+        return AsyncioStream(self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle connection with data or an end: not reusable
@@ -193,7 +196,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         sock = transport.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
-        return AsyncioStream(transport, protocol)
+        return AsyncioStream(protocol)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
