@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import tempfile
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -105,8 +105,7 @@ def digest(ctx: click.Context, day: date | None, since: date | None, fmt: str | 
     monitor = _open(ctx, need_feeds=False)
     if send:
         try:
-            to = monitor.send_digest(day or datetime.now(ZoneInfo(monitor.settings.timezone))
-                                     .date())
+            to = monitor.send_digest(day or monitor.today())
         except MonitorError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)

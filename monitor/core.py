@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,9 +42,24 @@ def load_config(paths: Paths, *, need_feeds: bool = True) -> Config:
     return Config(settings, feeds, rules)
 
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Monitor:
-    def __init__(self, paths: Paths, config: Config, store: Store) -> None:
-        self.paths, self.config, self.store = paths, config, store
+    """*clock* answers "what time is it" for everything that depends on the day (the digest,
+    rescoring, health windows, page retries); tests pass their own."""
+
+    def __init__(self, paths: Paths, config: Config, store: Store,
+                 clock: Clock = utc_now) -> None:
+        self.paths, self.config, self.store, self.clock = paths, config, store, clock
+
+    def today(self) -> date:
+        """Today in the configured time zone."""
+        return self.clock().astimezone(ZoneInfo(self.settings.timezone)).date()
 
     @property
     def settings(self) -> Settings:
@@ -82,7 +97,8 @@ class Monitor:
         gc.collect()
         gc.freeze()
         async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
-            pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher)
+            pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher,
+                                self.clock)
             try:
                 yield pipeline
             finally:
@@ -90,7 +106,7 @@ class Monitor:
 
     def feed_status(self) -> list[dict[str, Any]]:
         """Every feed's health, for `monitor status`."""
-        rows = self.store.feed_health(datetime.now(ZoneInfo("UTC")) - timedelta(days=7))
+        rows = self.store.feed_health(self.clock() - timedelta(days=7))
         out = []
         for r in rows:
             state = "gone" if r.get("gone_at") else "disabled" if not r["enabled"] else \
@@ -139,7 +155,7 @@ class Monitor:
             updates.append({"id": row["id"], "score": s.score, "flagged": s.flagged,
                             "matches": [m.as_dict() for m in s.matches], "tags": s.tags})
         if not dry_run:
-            self.store.update_scores(updates)
+            self.store.update_scores(updates, self.clock())
         return changes
 
     # -- digest ------------------------------------------------------------------------------
@@ -147,14 +163,14 @@ class Monitor:
     def digest(self, day: date | None = None, since: date | None = None) -> Digest:
         """The digest of *day* (default today), or of every day from *since* to today."""
         tz = self.settings.timezone
-        today = datetime.now(ZoneInfo(tz)).date()
+        today = self.today()
         first, last = (since, today) if since else (day or today, day or today)
         start, end = day_bounds(first, tz, last)
         rows = self.store.flagged_between(start, end)
         clusters = sorted({r["cluster_id"] for r in rows if r.get("cluster_id")})
         label = first.isoformat() if first == last else f"{first} to {last}"
         return build_digest(rows, self.store.cluster_members(clusters), self.store.feeds(),
-                            label, tz, datetime.now(ZoneInfo("UTC")))
+                            label, tz, self.clock())
 
     def render_digest(self, day: date | None = None, fmt: str = "text",
                       since: date | None = None) -> str:
@@ -171,7 +187,7 @@ class Monitor:
             path = folder / f"{digest.date}.{suffix}"
             write_text(path, render(digest, fmt))
             written.append(path)
-        now = datetime.now(ZoneInfo("UTC"))
+        now = self.clock()
         record = self.store.digest_record(digest.date)
         self.store.record_digest(digest.date, len(digest.stories), digest.articles, now)
         if self.settings.email.host and not (record and record.get("sent_at")):
@@ -186,9 +202,9 @@ class Monitor:
         send(email, build_message(email, subject, render(digest, "text"),
                                   render(digest, "html")))
         to = ", ".join(email.to)
-        self.store.record_digest(digest.date, len(digest.stories), digest.articles,
-                                 datetime.now(ZoneInfo("UTC")), sent_at=datetime.now(
-                                     ZoneInfo("UTC")), sent_to=to)
+        now = self.clock()
+        self.store.record_digest(digest.date, len(digest.stories), digest.articles, now,
+                                 sent_at=now, sent_to=to)
         return to
 
 
@@ -209,10 +225,10 @@ def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:
                           "reason": s.reason}, ensure_ascii=False)
 
 
-def make_monitor(paths: Paths, *, need_feeds: bool = True) -> Monitor:
+def make_monitor(paths: Paths, *, need_feeds: bool = True, clock: Clock = utc_now) -> Monitor:
     """Validate configuration first; the database is opened only when it is valid."""
     config = load_config(paths, need_feeds=need_feeds)
     db_path = paths.db or config.settings.database
     if not str(db_path):
         raise ConfigError("no database path")
-    return Monitor(paths, config, Store(db_path))
+    return Monitor(paths, config, Store(db_path), clock)

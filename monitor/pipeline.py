@@ -89,8 +89,10 @@ def extract_job(content: bytes, url: str, content_type: str, charset: str | None
 class Pipeline:
     """Owns its extraction pool: call close() when done."""
 
-    def __init__(self, settings: Settings, rules: Rules, store: Store, fetcher: Fetcher) -> None:
+    def __init__(self, settings: Settings, rules: Rules, store: Store, fetcher: Fetcher,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.settings, self.rules, self.store = settings, rules, store
+        self.clock = clock or partial(datetime.now, UTC)
         self.fetcher = fetcher
         self.executor = make_executor(settings.extract_workers)
         # Backpressure: fetching outruns extraction, and every fetched page waits in memory
@@ -146,7 +148,7 @@ class Pipeline:
             return await self._poll_feed(feed)
 
     async def _poll_feed(self, feed: FeedConfig) -> FeedResult:
-        now = datetime.now(UTC)
+        now = self.clock()
         row = self.store.feed(feed.url) or {}
         result = FeedResult(url=feed.url, status="failed")
         extra: dict[str, object] = {}
@@ -242,7 +244,7 @@ class Pipeline:
 
     def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
         """Put each new article in the cluster of an earlier copy of the same story."""
-        since = datetime.now(UTC) - timedelta(days=CLUSTER_DAYS)
+        since = self.clock() - timedelta(days=CLUSTER_DAYS)
         if self._clusters is None:
             self._clusters = Clusters()
             for article_id, cluster_id, sig, fetched in self.store.signatures_since(since):
@@ -267,7 +269,7 @@ class Pipeline:
             self._claimed.update(keys)  # type: ignore[arg-type]
             fresh.append(e)
         if seen:
-            self.store.add_sightings(seen, datetime.now(UTC))
+            self.store.add_sightings(seen, self.clock())
         return fresh
 
     async def _article(self, entry: Entry, feed: FeedConfig) -> Article:

@@ -213,7 +213,7 @@ class Service:
 
     async def _digest_job(self) -> None:
         try:
-            day = datetime.now(UTC).astimezone(self.scheduler.timezone).date() - timedelta(days=1)
+            day = self.monitor.today() - timedelta(days=1)
             written = await asyncio.to_thread(self.monitor.write_daily_digest, day)
             log.info("digest written", extra={"outcome": ", ".join(str(p) for p in written)})
         except MonitorError as exc:

@@ -77,6 +77,15 @@ class Project:
                                         "--settings", str(p.settings), *args], input=input)
 
 
+def stored_day(db: Path) -> str:
+    """The day (UTC, the test projects' time zone) the articles were stored: the digest's day,
+    read from the database rather than assumed to be today, which a poll may cross."""
+    with sqlite3.connect(db) as conn:
+        day = conn.execute("SELECT min(substr(fetched_at, 1, 10)) FROM articles").fetchone()[0]
+    assert day, "no article stored"
+    return str(day)
+
+
 def wait_for(check: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
     """Poll `check` until it is truthy; a service still creating its tables counts as not yet."""
     deadline = time.monotonic() + timeout

@@ -6,12 +6,15 @@ import json
 import re
 import subprocess
 import sys
+from datetime import date
+
+import feedparser
 
 import monitor
 from monitor.cli import cli
 from monitor.config import Settings
 
-from .helpers import NOW, ROOT, item, rss
+from .helpers import ROOT, item, rss, stored_day
 from .test_pipeline import STORY
 
 
@@ -51,12 +54,13 @@ def test_digest_explain_and_rescore(project, httpserver, page_html):
     project.feeds([("Test", httpserver.url_for("/feed.xml"))])
     assert project.run("poll", "--once").exit_code == 0
 
-    out = project.run("digest", "--format", "json", "--date", NOW.date().isoformat())
+    day = stored_day(project.db)
+    out = project.run("digest", "--format", "json", "--date", day)
     stories = json.loads(out.output)["stories"]
     assert [s["title"] for s in stories] == ["Police expand facial recognition"]
     assert set(stories[0]) >= {"title", "url", "feed", "published", "score", "matches"}
     assert stories[0]["feed"] == "Test"
-    assert "facial recognition" in project.run("digest", "--format", "md").output
+    assert "facial recognition" in project.run("digest", "--format", "md", "--date", day).output
     assert json.loads(project.run("digest", "--format", "json", "--date", "2001-01-01")
                       .output)["stories"] == []
 
@@ -106,13 +110,19 @@ def test_daily_digest_files_are_written_whole(project, httpserver, page_html):
     project.settings(allow_private_addresses=True, extract_workers=1,
                      digest_dir=str(project.root / "digests"))
     project.run("poll", "--once")
+    day = stored_day(project.db)
     monitor = make_monitor(project.paths)
     try:
-        written = monitor.write_daily_digest(NOW.date())
+        written = monitor.write_daily_digest(date.fromisoformat(day))
     finally:
         monitor.close()
     assert sorted(p.name for p in written) == sorted(
-        f"{NOW.date().isoformat()}.{s}" for s in ("md", "html", "json", "txt", "atom"))
-    data = next(p for p in written if p.suffix == ".json")
-    assert json.loads(data.read_text())["stories"][0]["title"].startswith("Police")
+        f"{day}.{s}" for s in ("md", "html", "json", "txt", "atom"))
+    files = {p.suffix: p.read_text(encoding="utf-8") for p in written}
+    assert json.loads(files[".json"])["stories"][0]["title"].startswith("Police")
+    assert feedparser.parse(files[".atom"]).entries[0].title.startswith("Police")
+    assert files[".html"].rstrip().endswith("</html>")
+    for suffix in (".md", ".txt", ".html"):  # every file whole, down to the feed footer
+        assert "Police expand facial recognition" in files[suffix], suffix
+        assert "1 stories" in files[suffix] or "1 story" in files[suffix], suffix
     assert not list((project.root / "digests").glob(".*"))  # no temporary files left behind

@@ -8,7 +8,8 @@ import os
 import re
 import shutil
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 
 import feedparser
 import pytest
@@ -17,7 +18,7 @@ from monitor.core import make_monitor
 from monitor.digest import render
 from monitor.digest.build import Digest, FeedHealth, Source, Story
 
-from .helpers import NOW, item, rss
+from .helpers import NOW, item, rss, stored_day
 
 BODY = ("The city of Ostrava has switched on facial recognition across its network of "
         "1,800 street cameras, turning a traffic programme into a police surveillance system. "
@@ -54,7 +55,8 @@ def test_five_copies_and_five_distinct_stories_make_six_entries(project, web, pa
         web.send(f"/feed{n}.xml", rss(items), ctype="application/rss+xml")
     project.feeds([(f"Outlet {n}", web.url(f"/feed{n}.xml")) for n in range(5)])
     assert "10 new articles, 10 flagged" in project.run("poll", "--once").output
-    out = json.loads(project.run("digest", "--format", "json", "--date", "2026-11-27").output)
+    day = stored_day(project.db)  # the day stored, not the day the copies are dated
+    out = json.loads(project.run("digest", "--format", "json", "--date", day).output)
     assert len(out["stories"]) == 6
     ostrava = [s for s in out["stories"] if len(s["sources"]) > 1]
     assert len(ostrava) == 1 and len(ostrava[0]["sources"]) == 5
@@ -172,10 +174,11 @@ def test_daily_digest_is_emailed_once_then_only_on_request(project, web, page_ht
         f"  port: {controller.port}\n  tls: none\n"
         "  from: monitor@example.org\n  to: [analyst@example.org]\n"))
     project.run("poll", "--once")
+    day = date.fromisoformat(stored_day(project.db))
     monitor = make_monitor(project.paths)
     try:
-        files = monitor.write_daily_digest(NOW.date())
-        monitor.write_daily_digest(NOW.date())  # written again, but not sent twice
+        files = monitor.write_daily_digest(day)
+        monitor.write_daily_digest(day)  # written again, but not sent twice
     finally:
         monitor.close()
     assert {p.suffix for p in files} == {".md", ".html", ".json", ".txt", ".atom"}
@@ -188,8 +191,8 @@ def test_daily_digest_is_emailed_once_then_only_on_request(project, web, page_ht
                                                                                 ).decode()
     with sqlite3.connect(project.db) as conn:
         sent = conn.execute("SELECT day, stories, sent_to FROM digests").fetchall()
-    assert sent == [(NOW.date().isoformat(), 1, "analyst@example.org")]
-    again = project.run("digest", "--send", "--date", NOW.date().isoformat())
+    assert sent == [(day.isoformat(), 1, "analyst@example.org")]
+    again = project.run("digest", "--send", "--date", day.isoformat())
     assert again.exit_code == 0 and len(received) == 2
 
 
@@ -199,13 +202,13 @@ def test_terminal_and_range(project, web, page_html):
     web.send("/page/1", page_html("Police expand facial recognition", BODY))
     project.feeds([("F", web.url("/f.xml"))])
     project.run("poll", "--once")
-    term = project.run("digest", "--format", "term").output  # the runner strips colour
+    day = stored_day(project.db)
+    term = project.run("digest", "--format", "term", "--date", day).output  # no colour here
     assert "Police expand facial recognition" in term and "╭" in term
     assert "\x1b[" in render(hostile_digest(), "term")
     since = json.loads(project.run("digest", "--since", "2026-01-01", "--format", "json").output)
     assert since["date"].startswith("2026-01-01 to ") and len(since["stories"]) == 1
     assert project.run("digest", "--date", "2026-01-01", "--since", "2026-01-01").exit_code == 2
-    assert datetime.now(UTC)
 
 
 def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
@@ -257,3 +260,66 @@ def test_the_cluster_index_keeps_a_window_of_days():
     assert clusters.add(5, signature(copy), NOW) == 5  # its earlier copies are forgotten
     assert clusters.add(6, signature(other + " Share this."), NOW) == 2
     assert clusters.forget_before(NOW - timedelta(days=30)) == 0
+
+
+class Clock:
+    """A clock the test sets; the monitor asks it which day it is."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_late_story_is_in_the_digest_of_the_day_it_was_stored(project, web, page_html):
+    """Dated three days back, first stored today: in today's digest and no other; a story
+    flagged later (a rescore under new keywords) enters the digest of the day it changed."""
+    clock = Clock(datetime(2027, 1, 1, 0, 30, tzinfo=UTC))  # just past New Year's midnight
+    late = {**item(1, web.base, title="Police expand facial recognition"),
+            "pubDate": format_datetime(clock.now - timedelta(days=3), usegmt=True)}
+    web.send("/page/1", page_html("Police expand facial recognition", BODY))
+    web.send("/page/2", page_html("Council reviews the tram budget", TRAM))
+    web.send("/f.xml", rss([late, item(2, web.base, title="Council reviews the tram budget")]),
+             ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    monitor = make_monitor(project.paths, clock=clock)
+    try:
+        assert monitor.poll_once().flagged == 1
+        today = date(2027, 1, 1)
+
+        def titles(day: date) -> list[str]:
+            return [s.title for s in monitor.digest(day).stories]
+
+        assert titles(today) == ["Police expand facial recognition"]
+        assert titles(today) == titles(today)  # the same stories when written again
+        for back in range(1, 6):
+            assert titles(today - timedelta(days=back)) == []
+        assert titles(today + timedelta(days=1)) == []
+        story = monitor.digest(today).stories[0]
+        assert story.published and story.published.startswith("2026-12-29")
+
+        clock.now += timedelta(days=1)  # the next day, "tram" becomes a flagged term
+        keywords = project.paths.keywords
+        keywords.write_text(keywords.read_text().replace(
+            "concepts:\n", "concepts:\n  tram_budget:\n    role: [surveillance, technology, "
+            "context]\n    weight: 10\n    terms: [tram budget]\n", 1), encoding="utf-8")
+        monitor = _reopen(monitor, project, clock)
+        changes = monitor.rescore()
+        assert [c["title"] for c in changes] == ["Council reviews the tram budget"]
+        assert titles(today) == ["Police expand facial recognition"]
+        assert titles(today + timedelta(days=1)) == ["Council reviews the tram budget"]
+        since = monitor.digest(since=today - timedelta(days=7))
+        assert sorted(s.title for s in since.stories) == [
+            "Council reviews the tram budget", "Police expand facial recognition"]
+    finally:
+        monitor.close()
+
+
+def _reopen(monitor, project, clock):  # noqa: ANN001, ANN202
+    monitor.close()
+    return make_monitor(project.paths, clock=clock)
+
+
+TRAM = ("The city council reviewed the tram budget on Tuesday and agreed to buy six new "
+        "low-floor trams for the eastern line, with a new depot to open next spring. ") * 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -72,6 +72,7 @@ class Digest:
     articles: int = 0  # flagged articles behind the stories
     top_tags: list[tuple[str, int]] = field(default_factory=list)
     health: FeedHealth = field(default_factory=FeedHealth)
+    generated: str = ""  # when it was built, UTC ISO-8601
 
 
 def day_bounds(day: date, tz: str, last: date | None = None) -> tuple[datetime, datetime]:
@@ -168,4 +169,5 @@ def build_digest(rows: list[dict[str, Any]], members: list[dict[str, Any]],
     stale = [f for f in feeds if f.get("enabled") and not f.get("gone_at") and f.get("polls")
              and (f.get("last_success_at") or "") < stale_before and f not in failing]
     return Digest(date=label, timezone=tz, stories=stories, articles=len(rows),
-                  top_tags=counted.most_common(8), health=FeedHealth(failing, stale))
+                  top_tags=counted.most_common(8), health=FeedHealth(failing, stale),
+                  generated=now.astimezone(UTC).isoformat(timespec="seconds"))

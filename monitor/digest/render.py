@@ -98,7 +98,7 @@ def render_html(d: Digest) -> str:
 
 
 def render_atom(d: Digest) -> str:
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = d.generated or datetime.now(UTC).isoformat(timespec="seconds")
     return _ENV.get_template("digest.atom.j2").render(d=d, updated=now, tags=_tags)
 
 

@@ -223,15 +223,20 @@ class Store:
         return _decode(rows[0]) if rows else None
 
     def flagged_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The flagged articles of the stories first flagged in [start, end): an article whose
+        story (cluster) had a copy flagged earlier belongs to that earlier digest."""
         sql = """SELECT a.id, a.url, a.feed_url, a.guid, a.title, a.author, a.published,
-                        a.fetched_at, a.text, a.language, a.score, a.flagged, a.matches, a.tags,
-                        a.cluster_id, coalesce(f.name, a.feed_url) AS feed_name FROM articles a
+                        a.fetched_at, a.flagged_at, a.text, a.language, a.score, a.flagged,
+                        a.matches, a.tags, a.cluster_id,
+                        coalesce(f.name, a.feed_url) AS feed_name FROM articles a
                  LEFT JOIN feeds f ON f.url = a.feed_url
-                 WHERE a.flagged = 1 AND coalesce(a.published, a.fetched_at) >= ?
-                   AND coalesce(a.published, a.fetched_at) < ?
+                 WHERE a.flagged = 1 AND a.flagged_at >= ? AND a.flagged_at < ?
+                   AND NOT EXISTS (SELECT 1 FROM articles b WHERE b.cluster_id = a.cluster_id
+                                   AND b.flagged = 1 AND b.flagged_at < ?)
                  ORDER BY a.score DESC, a.id"""
-        return [_decode(dict(zip([c[0] for c in cur.description], row, strict=True)))
-                for cur in [self.db.execute(sql, [iso(start), iso(end)])] for row in cur]
+        cur = self.db.execute(sql, [iso(start), iso(end), iso(start)])
+        cols = [c[0] for c in cur.description]
+        return [_decode(dict(zip(cols, row, strict=True))) for row in cur]
 
     def articles_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
         where, args = ("coalesce(published, fetched_at) >= ?", [iso(since)]) if since \
@@ -239,14 +244,17 @@ class Store:
         for row in self.db["articles"].rows_where(where, args, order_by="id"):
             yield _decode(row)
 
-    def update_scores(self, rows: list[dict[str, Any]]) -> None:
-        """rows: {id, score, flagged, matches, tags}"""
+    def update_scores(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """rows: {id, score, flagged, matches, tags}. An article flagged now that was not
+        before is flagged_at *now*, so it enters the next daily digest."""
         with self._write():
-            for r in rows:
-                self.db["articles"].update(r["id"], {
-                    "score": r["score"], "flagged": int(r["flagged"]),
-                    "matches": json.dumps(r["matches"], ensure_ascii=False),
-                    "tags": json.dumps(r["tags"], ensure_ascii=False)})
+            self.db.conn.executemany(
+                "UPDATE articles SET score = ?, matches = ?, tags = ?, "
+                "flagged_at = CASE WHEN ? = 0 THEN NULL WHEN flagged = 1 THEN flagged_at "
+                "ELSE ? END, flagged = ? WHERE id = ?",
+                [(r["score"], json.dumps(r["matches"], ensure_ascii=False),
+                  json.dumps(r["tags"], ensure_ascii=False), int(r["flagged"]), iso(now),
+                  int(r["flagged"]), r["id"]) for r in rows])
 
     def count_articles(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
@@ -304,6 +312,7 @@ def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
         "matches": json.dumps([m.as_dict() for m in s.matches] if s else [], ensure_ascii=False),
         "tags": json.dumps(s.tags if s else {}, ensure_ascii=False),
         "signature": a.signature,
+        "flagged_at": iso(fetched_at) if s and s.flagged else None,
     }
 
 

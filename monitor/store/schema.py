@@ -86,3 +86,14 @@ def m006_signatures_from_word_hashes(db: Database) -> None:
         db.conn.executemany("UPDATE articles SET signature = ? WHERE id = ?",
                             [(signature(text or ""), i) for i, text in rows])
         last = rows[-1][0]
+
+
+@migrations()
+def m007_flagged_at(db: Database) -> None:
+    """A story is in the daily digest of the day it was first flagged (stored, or flagged later
+    by a retry or rescore), not of the day it is dated: a story seen three days after its date
+    would otherwise be in no digest. Articles stored before this are taken as flagged when
+    stored."""
+    db["articles"].add_column("flagged_at", str)
+    db.execute("UPDATE articles SET flagged_at = fetched_at WHERE flagged = 1")
+    db["articles"].create_index(["flagged_at"])
