@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import tempfile
 from datetime import date
@@ -15,7 +16,7 @@ import click
 from . import logs
 from .config import FeedConfig, Paths
 from .core import Monitor, load_config, make_monitor, score_lines
-from .errors import AlreadyRunning, ConfigError, MonitorError
+from .errors import AlreadyRunning, ConfigError, Interrupted, MonitorError
 from .models import FeedResult
 
 
@@ -83,6 +84,8 @@ def poll(ctx: click.Context, once: bool) -> None:
     monitor = _open(ctx)
     try:
         click.echo(_run_poll(monitor, sum(1 for f in monitor.config.feeds if f.enabled)))
+    except Interrupted:
+        raise
     except MonitorError as exc:  # the database refused even the feed list: nothing ran
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
@@ -225,14 +228,20 @@ def status(ctx: click.Context, fmt: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("feed", "state", "last success", "failures", "last error", "next poll",
-                  "articles 7d", "304s")
+    waiting = sum(r["pages_waiting"] for r in rows)
+    columns = ["feed", "state", "last success", "failures", "last error", "next poll",
+               "articles 7d", "304s"] + (["to retry"] if waiting else [])
+    table = Table(*columns)
     for r in rows:
         table.add_row(r["name"] or r["url"], r["state"], _ago(r["last_success_at"]),
                       str(r["consecutive_failures"]), (r["last_error"] or "")[:60],
                       _ago(r["next_poll_at"]), str(r["articles_7d"]),
-                      f"{r['not_modified_share']:.0%}")
-    Console().print(table)
+                      f"{r['not_modified_share']:.0%}",
+                      *([str(r["pages_waiting"])] if waiting else []))
+    console = Console()
+    console.print(table)
+    console.print(f"{waiting} pages waiting for a retry" if waiting
+                  else "no page waiting for a retry")
 
 
 def _ago(value: str | None) -> str:
@@ -407,5 +416,18 @@ def demo(ctx: click.Context, fmt: str | None) -> None:
             monitor.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
-    cli(prog_name="monitor")
+    """SIGTERM and SIGINT end any command cleanly: an exception that rolls back the write in
+    progress and closes the database, then exit code 128 + the signal (143, 130). The
+    service handles both itself and exits 0."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
+    try:
+        cli(prog_name="monitor")
+    except Interrupted as exc:
+        click.echo(f"monitor: {exc}; nothing half-written", err=True)
+        sys.exit(exc.exit_code)

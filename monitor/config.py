@@ -128,6 +128,10 @@ class Settings(BaseModel):
                                           "to loopback, private and link-local addresses")
     max_entries_per_feed: int = Field(10_000, ge=1, description="entries read from one feed body")
     max_backoff: Duration = Field(86400.0, description="longest wait after repeated failures")
+    page_retry_delays: list[Duration] = Field(
+        [900.0, 3600.0, 14400.0, 43200.0], description="waits before each new try of a page "
+        "that failed for a passing reason (no answer, timeout, 429, 5xx), e.g. [15m, 1h, 4h, "
+        "12h]; a Retry-After that asks for longer wins; [] = never retry")
     poll_deadline: Duration = Field(600.0, description="wall-clock limit for one feed's whole "
                                     "poll (feed plus its new pages)")
     digest_time: Clock = Field("07:00", description="local time the daily digest is written")

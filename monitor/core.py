@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from .atomic import write_text
@@ -19,12 +20,14 @@ from .check import FeedCheck, check_feed
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
 from .digest.mail import build_message, send
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted
 from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
 from .pipeline import Pipeline
 from .scoring import Rules, load_rules, score
 from .store import Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,7 +75,10 @@ class Monitor:
 
     def poll_once(self, on_result: Callable[[FeedResult], None] | None = None,
                   allow_private: bool | None = None) -> CycleSummary:
-        return asyncio.run(self.poll_async(on_result, allow_private=allow_private))
+        """One cycle. SIGTERM or SIGINT cancels it: writes in flight finish (they never
+        yield to the loop), the workers are shut down, and Interrupted is raised."""
+        return asyncio.run(_interruptible(self.poll_async(on_result,
+                                                          allow_private=allow_private)))
 
     async def poll_async(self, on_result: Callable[[FeedResult], None] | None = None,
                          feeds: Iterable[FeedConfig] | None = None,
@@ -84,9 +90,17 @@ class Monitor:
         feeds = [f for f in (feeds if feeds is not None else self.config.feeds)
                  if f.enabled and f.url not in gone]
         if pipeline is not None:
-            return await pipeline.poll(feeds, on_result)
+            return await self._cycle(pipeline, feeds, on_result)
         async with self.pipeline(allow_private=allow_private) as pipeline:
-            return await pipeline.poll(feeds, on_result)
+            return await self._cycle(pipeline, feeds, on_result)
+
+    @staticmethod
+    async def _cycle(pipeline: Pipeline, feeds: list[FeedConfig],
+                     on_result: Callable[[FeedResult], None] | None) -> CycleSummary:
+        """The feeds, then the pages whose retry is due."""
+        summary = await pipeline.poll(feeds, on_result)
+        summary.retried, summary.recovered = await pipeline.retry_pages()
+        return summary
 
     @asynccontextmanager
     async def pipeline(self, allow_private: bool | None = None) -> AsyncIterator[Pipeline]:
@@ -118,6 +132,7 @@ class Monitor:
                 "next_poll_at": r["next_poll_at"], "articles_7d": r["recent_articles"],
                 "polls": r["polls"] or 0, "moved_to": r["moved_to"],
                 "not_modified_share": (r["not_modified"] or 0) / r["polls"] if r["polls"] else 0.0,
+                "pages_waiting": r["pages_waiting"],
             })
         return out
 
@@ -170,7 +185,7 @@ class Monitor:
         clusters = sorted({r["cluster_id"] for r in rows if r.get("cluster_id")})
         label = first.isoformat() if first == last else f"{first} to {last}"
         return build_digest(rows, self.store.cluster_members(clusters), self.store.feeds(),
-                            label, tz, self.clock())
+                            label, tz, self.clock(), pages_waiting=self.store.pages_waiting())
 
     def render_digest(self, day: date | None = None, fmt: str = "text",
                       since: date | None = None) -> str:
@@ -206,6 +221,32 @@ class Monitor:
         self.store.record_digest(digest.date, len(digest.stories), digest.articles, now,
                                  sent_at=now, sent_to=to)
         return to
+
+
+async def _interruptible(work: Coroutine[Any, Any, T]) -> T:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    caught: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not caught:
+            caught.append(signum)
+            main.cancel()
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    for signum in previous:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if caught:
+            raise Interrupted(caught[0]) from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)  # sets the default: put back what was there
+            signal.signal(signum, handler)
 
 
 def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:

@@ -8,13 +8,16 @@
     ├── ParseError         bytes that are not a feed (carries url)
     ├── ExtractError       a page that yields no article text (carries url)
     ├── StorageError       the database refused a write (disk full, locked too long)
-    └── AlreadyRunning     another service holds the database lock
+    ├── AlreadyRunning     another service holds the database lock
+    └── Interrupted        SIGTERM or SIGINT stopped a one-shot command (carries the signal)
 
 Library errors are wrapped where they enter: ``raise FetchError(url, ...) from exc``.
 Expected failures are logged as one line from ``str(error)``; no traceback.
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class MonitorError(Exception):
@@ -48,13 +51,19 @@ class FetchError(MonitorError):
     def __str__(self) -> str:
         return f"{self.url}: {self.reason}"
 
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later: no answer at all (connect errors, timeouts, resets, DNS),
+        429, 408 or a 5xx. A 404, 410 or any other answer stays what it is."""
+        return self.status is None or self.status in (408, 425, 429) or self.status >= 500
+
 
 class TooLarge(FetchError):
-    pass
+    transient = False  # type: ignore[assignment]
 
 
 class Blocked(FetchError):
-    pass
+    transient = False  # type: ignore[assignment]
 
 
 class ParseError(MonitorError):
@@ -73,6 +82,18 @@ class StorageError(MonitorError):
 
 class AlreadyRunning(MonitorError):
     pass
+
+
+class Interrupted(MonitorError):
+    """What was in flight finished or rolled back; the command exits 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 def _restore(cls: type[MonitorError], state: dict[str, object], message: str) -> MonitorError:

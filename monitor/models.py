@@ -75,6 +75,7 @@ class Article:
     extract_error: str | None
     score: Score | None = None
     signature: bytes | None = None
+    retry_at: datetime | None = None  # when to fetch the page again after a passing failure
 
 
 @dataclass
@@ -96,6 +97,8 @@ class FeedResult:
 class CycleSummary:
     results: list[FeedResult] = field(default_factory=list)
     seconds: float = 0.0
+    retried: int = 0  # pages tried again this cycle
+    recovered: int = 0  # of which the text arrived
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -111,4 +114,6 @@ class CycleSummary:
     def line(self) -> str:
         return (f"{len(self.results)} feeds: {self.count('ok')} ok, {self.count('failed')} failed, "
                 f"{self.count('unchanged')} unchanged; {self.new_articles} new articles, "
-                f"{self.flagged} flagged in {self.seconds:.1f}s")
+                f"{self.flagged} flagged"
+                + (f"; {self.recovered} of {self.retried} pages retried arrived"
+                   if self.retried else "") + f" in {self.seconds:.1f}s")

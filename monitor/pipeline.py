@@ -14,13 +14,16 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .config import FeedConfig, Settings
 from .digest.cluster import Clusters, signature
@@ -28,6 +31,7 @@ from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageE
 from .feeds import parse_feed
 from .fetch import Fetcher
 from .models import Article, CycleSummary, Entry, FeedResult, Page
+from .retry import retry_at
 from .schedule import next_poll_at
 from .scoring import Rules, score
 from .store import Store
@@ -58,7 +62,30 @@ def make_executor(workers: int) -> Executor | None:
         return None
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["monitor.pipeline", "monitor.preload"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                               initializer=watch_parent, initargs=(os.getpid(),))
+
+
+def watch_parent(pid: int) -> None:
+    """In each worker: exit as soon as the process that owns the pool is gone. A parent killed
+    with -9 cannot shut its pool down, and a worker waiting for jobs would wait for ever (it
+    holds the writing end of its own job queue, so it never sees the end of it)."""
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # not Linux 5.3+: look every second
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    os._exit(0)
+                except PermissionError:
+                    pass
+        select.select([fd], [], [])  # readable when the process has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def start_workers(executor: Executor, workers: int, retired: Executor | None = None) -> None:
@@ -244,14 +271,20 @@ class Pipeline:
 
     def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
         """Put each new article in the cluster of an earlier copy of the same story."""
+        clusters = self._cluster_index()
+        new = self.store.unclustered([a.entry.guid for a in articles])
+        self.store.set_clusters([(i, clusters.add(i, sig, fetched_at)) for i, sig in new])
+
+    def _cluster_index(self) -> Clusters:
+        """The index of the last CLUSTER_DAYS, loaded on first use; a service keeps it for
+        weeks, so what falls out of the window is forgotten on every use."""
         since = self.clock() - timedelta(days=CLUSTER_DAYS)
         if self._clusters is None:
             self._clusters = Clusters()
             for article_id, cluster_id, sig, fetched in self.store.signatures_since(since):
                 self._clusters.add(article_id, sig, fetched, cluster_id)
-        self._clusters.forget_before(since)  # a service keeps this index for weeks
-        new = self.store.unclustered([a.entry.guid for a in articles])
-        self.store.set_clusters([(i, self._clusters.add(i, sig, fetched_at)) for i, sig in new])
+        self._clusters.forget_before(since)
+        return self._clusters
 
     def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
         """Entries not stored yet; the others are recorded as sightings of their story."""
@@ -275,6 +308,7 @@ class Pipeline:
     async def _article(self, entry: Entry, feed: FeedConfig) -> Article:
         page: Page | None = None
         error: str | None = None
+        again: datetime | None = None
         if not entry.url:
             error = "entry has no link"
         elif self.settings.fetch_articles:
@@ -282,19 +316,63 @@ class Pipeline:
                 page = await self._extract(entry.url)
             except (FetchError, ExtractError) as exc:
                 error = exc.reason
-                log.info("page kept as summary", extra={"feed": feed.url,
-                                                        "outcome": f"{entry.url}: {error}"})
+                again = retry_at(exc, self.clock(), 1, self.settings.page_retry_delays)
+                log.info("page kept as summary", extra={"feed": feed.url, "outcome": (
+                    f"{entry.url}: {error}" + ("; will retry" if again else ""))})
         else:
             error = "article fetching is off"
+        return replace(self._article_from(entry, page, feed.language), extract_error=error,
+                       retry_at=again)
+
+    def _article_from(self, entry: Entry, page: Page | None, language: str | None) -> Article:
         text = page.text if page else entry.summary
         title = entry.title if entry.title and entry.title != entry.url else \
             (page.title if page and page.title else entry.title)
         return Article(entry=entry, text=text, title=title,
                        author=entry.author or (page.author if page else None),
                        published=entry.published or (page.published if page else None),
-                       language=(page.language if page else None) or feed.language,
-                       extract_error=error, score=score(self.rules, title, text),
+                       language=(page.language if page else None) or language,
+                       extract_error=None, score=score(self.rules, title, text),
                        signature=page.signature if page else signature(text))
+
+    async def retry_pages(self, limit: int = 1000) -> tuple[int, int]:
+        """Fetch again the pages whose retry is due; returns (tried, arrived). An arrived page
+        is stored, rescored and re-clustered, and its extract_error cleared."""
+        rows = self.store.due_retries(self.clock(), limit)
+        outcomes = await asyncio.gather(*(self._retry(row) for row in rows))
+        return len(rows), sum(outcomes)
+
+    async def _retry(self, row: dict[str, Any]) -> bool:
+        try:
+            page = await self._extract(row["url"])
+        except (FetchError, ExtractError) as exc:
+            tries = (row["page_tries"] or 0) + 1
+            again = retry_at(exc, self.clock(), tries, self.settings.page_retry_delays)
+            log.info("page retry failed", extra={"feed": row["feed_url"], "outcome": (
+                f"{row['url']}: {exc.reason}" + ("; will retry" if again else "; giving up"))})
+            self.store.retry_failed(row["id"], exc.reason, again)
+            return False
+        published = datetime.fromisoformat(row["published"]) if row["published"] else None
+        entry = Entry(feed_url=row["feed_url"], guid=row["guid"], url=row["url"],
+                      title=row["title"] or "", summary="", author=row["author"],
+                      published=published)
+        article = self._article_from(entry, page, row["language"])
+        self.store.page_arrived(article, row["id"], self.clock())
+        fetched = datetime.fromisoformat(row["fetched_at"]).replace(tzinfo=UTC)
+        self._recluster(row["id"], row["cluster_id"], article.signature, fetched)
+        log.info("page retry arrived", extra={"feed": row["feed_url"], "outcome": (
+            f"{row['url']}: score {article.score.score if article.score else 0:.1f}")})
+        return True
+
+    def _recluster(self, article_id: int, cluster_id: int | None, sig: bytes | None,
+                   fetched_at: datetime) -> None:
+        """The text arrived late: a story of its own until now, it may be a copy of another.
+        An article that other copies already joined keeps its cluster."""
+        if cluster_id not in (None, article_id) or self.store.cluster_size(article_id) > 1:
+            return
+        clusters = self._cluster_index()
+        clusters.discard(article_id)
+        self.store.set_clusters([(article_id, clusters.add(article_id, sig, fetched_at))])
 
     async def _extract(self, url: str) -> Page:
         async with self._page_slots:

@@ -30,6 +30,7 @@ from .errors import AlreadyRunning, ConfigError, MonitorError
 log = logging.getLogger("monitor.service")
 WATCH_EVERY = 2.0  # seconds between checks of the YAML files
 STOP_GRACE = 5.0  # seconds in-flight polls get to finish after a stop signal
+RETRY_EVERY = 30.0  # seconds between looks for pages whose retry is due
 
 
 class Lock:
@@ -89,6 +90,8 @@ class Service:
             self._schedule_all()
             self.scheduler.add_job(self._watch, "interval", seconds=WATCH_EVERY, id="watch",
                                    max_instances=1, coalesce=True)
+            self.scheduler.add_job(self._retry_pages, "interval", seconds=RETRY_EVERY,
+                                   id="retries", max_instances=1, coalesce=True)
             self._schedule_digest()
             log.info("service started", extra={"outcome": f"{len(self._feeds())} feeds, "
                                                           f"database {self.monitor.store.path}"})
@@ -163,6 +166,20 @@ class Service:
                 self._schedule(url, result.next_poll_at)
         finally:
             self.tasks.pop(url, None)
+
+    async def _retry_pages(self) -> None:
+        if self.stopping.is_set():
+            return
+        task = self.tasks["retries"] = asyncio.create_task(self.pipeline.retry_pages())
+        try:
+            tried, arrived = await task
+        except Exception:  # a bug, not an expected failure: log once, keep serving
+            log.exception("page retries raised")
+            return
+        finally:
+            self.tasks.pop("retries", None)
+        if tried:
+            log.info("pages retried", extra={"outcome": f"{arrived} of {tried} arrived"})
 
     # -- configuration -----------------------------------------------------------------------
 

@@ -77,6 +77,16 @@ class Project:
                                         "--settings", str(p.settings), *args], input=input)
 
 
+class Clock:
+    """A clock the test sets; the monitor asks it what time it is."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def stored_day(db: Path) -> str:
     """The day (UTC, the test projects' time zone) the articles were stored: the digest's day,
     read from the database rather than assumed to be today, which a poll may cross."""

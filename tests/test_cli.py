@@ -9,6 +9,7 @@ import sys
 from datetime import date
 
 import feedparser
+import pytest
 
 import monitor
 from monitor.cli import cli
@@ -16,6 +17,8 @@ from monitor.config import Settings
 
 from .helpers import ROOT, item, rss, stored_day
 from .test_pipeline import STORY
+
+pytestmark = pytest.mark.dates  # also run with the clock moved ahead (.ci/run)
 
 
 def test_demo_runs_offline_and_flags_the_repost_first(tmp_path):

@@ -18,7 +18,9 @@ from monitor.core import make_monitor
 from monitor.digest import render
 from monitor.digest.build import Digest, FeedHealth, Source, Story
 
-from .helpers import NOW, item, rss, stored_day
+from .helpers import NOW, Clock, item, rss, stored_day
+
+pytestmark = pytest.mark.dates  # also run with the clock moved ahead (.ci/run)
 
 BODY = ("The city of Ostrava has switched on facial recognition across its network of "
         "1,800 street cameras, turning a traffic programme into a police surveillance system. "
@@ -260,16 +262,6 @@ def test_the_cluster_index_keeps_a_window_of_days():
     assert clusters.add(5, signature(copy), NOW) == 5  # its earlier copies are forgotten
     assert clusters.add(6, signature(other + " Share this."), NOW) == 2
     assert clusters.forget_before(NOW - timedelta(days=30)) == 0
-
-
-class Clock:
-    """A clock the test sets; the monitor asks it which day it is."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_a_late_story_is_in_the_digest_of_the_day_it_was_stored(project, web, page_html):

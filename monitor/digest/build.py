@@ -73,6 +73,7 @@ class Digest:
     top_tags: list[tuple[str, int]] = field(default_factory=list)
     health: FeedHealth = field(default_factory=FeedHealth)
     generated: str = ""  # when it was built, UTC ISO-8601
+    pages_waiting: int = 0  # pages that failed for a passing reason, to be fetched again
 
 
 def day_bounds(day: date, tz: str, last: date | None = None) -> tuple[datetime, datetime]:
@@ -129,7 +130,7 @@ def _without_headline(text: str, title: str) -> str:
 
 def build_digest(rows: list[dict[str, Any]], members: list[dict[str, Any]],
                  feeds: list[dict[str, Any]], label: str, tz: str,
-                 now: datetime) -> Digest:
+                 now: datetime, pages_waiting: int = 0) -> Digest:
     """*rows*: the flagged articles of the period; *members*: every article of their clusters;
     *feeds*: the feeds table, for the health footer."""
     groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -170,4 +171,5 @@ def build_digest(rows: list[dict[str, Any]], members: list[dict[str, Any]],
              and (f.get("last_success_at") or "") < stale_before and f not in failing]
     return Digest(date=label, timezone=tz, stories=stories, articles=len(rows),
                   top_tags=counted.most_common(8), health=FeedHealth(failing, stale),
-                  generated=now.astimezone(UTC).isoformat(timespec="seconds"))
+                  generated=now.astimezone(UTC).isoformat(timespec="seconds"),
+                  pages_waiting=pages_waiting)

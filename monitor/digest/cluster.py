@@ -84,6 +84,12 @@ class Clusters:
         self.cluster_of[article_id] = cluster_id
         return cluster_id
 
+    def discard(self, article_id: int) -> None:
+        """Take an article out (its text changed); its place in the window is dropped later."""
+        if article_id in self.lsh:
+            self.lsh.remove(article_id)
+        self.cluster_of.pop(article_id, None)
+
     def forget_before(self, cutoff: datetime) -> int:
         """Drop the articles fetched before *cutoff*; returns how many."""
         dropped = 0

@@ -43,7 +43,11 @@ def _health_lines(d: Digest) -> list[str]:
              f"({f.get('consecutive_failures') or 0} in a row)" for f in d.health.failing]
     lines += [f"stale: {f['name'] or f['url']} — last success "
               f"{f.get('last_success_at') or 'never'}" for f in d.health.stale]
-    return lines or ["all feeds healthy"]
+    lines = lines or ["all feeds healthy"]
+    if d.pages_waiting:
+        lines.append(f"{d.pages_waiting} pages waiting for a retry (scored on their feed "
+                     "summary until their text arrives)")
+    return lines
 
 
 def render_text(d: Digest) -> str:
@@ -110,7 +114,8 @@ def _json(d: Digest) -> dict[str, object]:
                          "tags": s.tags, "excerpt": s.excerpt,
                          "sources": [src.__dict__ for src in s.sources]} for s in d.stories],
             "feed_health": {"failing": [f["url"] for f in d.health.failing],
-                            "stale": [f["url"] for f in d.health.stale]}}
+                            "stale": [f["url"] for f in d.health.stale],
+                            "pages_waiting": d.pages_waiting}}
 
 
 def render_json(d: Digest) -> str:

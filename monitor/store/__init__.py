@@ -80,7 +80,9 @@ class Store:
     def feed_health(self, since: datetime) -> list[dict[str, Any]]:
         """Each feed with its articles since *since* and its share of 304 answers."""
         sql = """SELECT f.*, (SELECT count(*) FROM articles a WHERE a.feed_url = f.url
-                               AND a.fetched_at >= ?) AS recent_articles
+                               AND a.fetched_at >= ?) AS recent_articles,
+                       (SELECT count(*) FROM articles a WHERE a.retry_at IS NOT NULL
+                               AND a.feed_url = f.url) AS pages_waiting
                  FROM feeds f ORDER BY f.enabled DESC, f.name"""
         cur = self.db.execute(sql, [iso(since)])
         cols = [c[0] for c in cur.description]
@@ -256,6 +258,51 @@ class Store:
                   json.dumps(r["tags"], ensure_ascii=False), int(r["flagged"]), iso(now),
                   int(r["flagged"]), r["id"]) for r in rows])
 
+    # -- page retries ------------------------------------------------------------------------
+
+    def due_retries(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Articles whose page is due for another try, the longest waiting first."""
+        cur = self.db.conn.execute(
+            "SELECT id, url, feed_url, guid, title, author, published, fetched_at, language, "
+            "page_tries, extract_error, cluster_id, flagged FROM articles "
+            "WHERE retry_at IS NOT NULL AND retry_at <= ? ORDER BY retry_at LIMIT ?",
+            [iso(now), limit])
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
+
+    def pages_waiting(self) -> int:
+        return int(self.db.conn.execute(
+            "SELECT count(*) FROM articles WHERE retry_at IS NOT NULL").fetchone()[0])
+
+    def retry_failed(self, article_id: int, error: str, retry_at: datetime | None) -> None:
+        """Another failed try: the next one at *retry_at*, or none (the error stays)."""
+        with self._write():
+            self.db.conn.execute(
+                "UPDATE articles SET extract_error = ?, retry_at = ?, "
+                "page_tries = coalesce(page_tries, 0) + 1 WHERE id = ?",
+                [error, iso(retry_at), article_id])
+
+    def page_arrived(self, article: Article, article_id: int, now: datetime) -> None:
+        """The text of a page that failed before: stored, rescored, its error cleared."""
+        s = article.score
+        assert s is not None
+        with self._write():
+            self.db.conn.execute(
+                "UPDATE articles SET text = ?, title = ?, author = ?, published = ?, "
+                "language = ?, extract_error = NULL, retry_at = NULL, signature = ?, "
+                "score = ?, matches = ?, tags = ?, "
+                "flagged_at = CASE WHEN ? = 0 THEN NULL WHEN flagged = 1 THEN flagged_at "
+                "ELSE ? END, flagged = ? WHERE id = ?",
+                [article.text, article.title, article.author, iso(article.published),
+                 article.language, article.signature, s.score,
+                 json.dumps([m.as_dict() for m in s.matches], ensure_ascii=False),
+                 json.dumps(s.tags, ensure_ascii=False), int(s.flagged), iso(now),
+                 int(s.flagged), article_id])
+
+    def cluster_size(self, cluster_id: int) -> int:
+        return int(self.db.conn.execute("SELECT count(*) FROM articles WHERE cluster_id = ?",
+                                        [cluster_id]).fetchone()[0])
+
     def count_articles(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
 
@@ -313,6 +360,7 @@ def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
         "tags": json.dumps(s.tags if s else {}, ensure_ascii=False),
         "signature": a.signature,
         "flagged_at": iso(fetched_at) if s and s.flagged else None,
+        "retry_at": iso(a.retry_at), "page_tries": 1 if a.extract_error and a.entry.url else 0,
     }
 
 

@@ -97,3 +97,13 @@ def m007_flagged_at(db: Database) -> None:
     db["articles"].add_column("flagged_at", str)
     db.execute("UPDATE articles SET flagged_at = fetched_at WHERE flagged = 1")
     db["articles"].create_index(["flagged_at"])
+
+
+@migrations()
+def m008_page_retries(db: Database) -> None:
+    """A page that failed for a passing reason is fetched again at `retry_at`; `page_tries`
+    counts the failed fetches. The partial index holds only the pages waiting, so finding
+    those due costs nothing however large the archive."""
+    db["articles"].add_column("retry_at", str)
+    db["articles"].add_column("page_tries", int)
+    db.execute("CREATE INDEX articles_waiting ON articles (retry_at) WHERE retry_at IS NOT NULL")
