@@ -8,8 +8,11 @@ from .errors import (
     ConfigError,
     ExtractError,
     FetchError,
+    Interrupted,
+    InvalidLink,
     MonitorError,
     ParseError,
+    SetAside,
     StorageError,
     TooLarge,
 )
@@ -18,6 +21,7 @@ from .models import Article, CycleSummary, Entry, FeedResult, Match, Score
 __version__ = "0.1.0"
 __all__ = [
     "AlreadyRunning", "Article", "Blocked", "ConfigError", "CycleSummary", "Entry",
-    "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Match", "Monitor", "MonitorError",
-    "ParseError", "Paths", "Score", "Settings", "StorageError", "TooLarge", "make_monitor",
+    "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Interrupted", "InvalidLink",
+    "Match", "Monitor", "MonitorError", "ParseError", "Paths", "Score", "SetAside", "Settings",
+    "StorageError", "TooLarge", "make_monitor",
 ]

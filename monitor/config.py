@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -20,6 +21,12 @@ from . import yamlfile
 from .errors import ConfigError
 
 PACKAGED_KEYWORDS = Path(__file__).parent / "defaults" / "keywords.yaml"
+try:
+    _VERSION = version("monitor")
+except PackageNotFoundError:  # run from a checkout without installing
+    _VERSION = "0"
+DEFAULT_USER_AGENT = (f"monitor/{_VERSION} (news monitor for surveillance-technology "
+                      "research)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -103,8 +110,9 @@ class Settings(BaseModel):
                           description="SQLite file (relative to the current directory)")
     timezone: TimeZone = Field("UTC", description="time zone of the digest's day")
     user_agent: str = Field(
-        "monitor/0.1 (news monitor for surveillance-technology research)",
-        description="User-Agent sent with every request")
+        default_factory=lambda: DEFAULT_USER_AGENT, min_length=1,
+        description="User-Agent sent with every request; name yourself and a contact URL "
+        "or address, e.g. 'monitor/0.1 (+https://example.org/contact)'")
     default_interval: Duration = Field(3600.0, description="seconds between polls of a feed "
                                        "(or '30m', '2h'); a feed's own interval wins")
     jitter: float = Field(0.1, ge=0, le=0.5, description="random share of the interval added to "
@@ -118,6 +126,10 @@ class Settings(BaseModel):
     max_page_bytes: int = Field(5_000_000, gt=0, description="decoded size cap for an article page")
     concurrency: int = Field(16, ge=1, le=256, description="requests in flight at once")
     per_host_limit: int = Field(2, ge=1, le=256, description="requests in flight to one host")
+    set_aside_after: int = Field(2, ge=0, le=100, description="failures in a row without an "
+                                 "answer (timeouts, refused or reset connections, names that "
+                                 "do not resolve) after which a host is left alone for 10 "
+                                 "minutes, its pages kept for a retry; 0 = never")
     extract_workers: int = Field(0, ge=0, le=64, description="processes extracting articles; "
                                  "0 = one per core")
     extract_fast: bool = Field(False, description="trafilatura's fast mode (no fallback "

@@ -4,7 +4,9 @@
     ├── ConfigError        a YAML file is invalid (carries file, line, key path)
     ├── FetchError         a URL could not be fetched (carries url, status)
     │   ├── TooLarge       the decoded body passed the size cap
-    │   └── Blocked        the address or scheme is not allowed
+    │   ├── Blocked        the address or scheme is not allowed
+    │   ├── InvalidLink    a URL no request can be made for (bad host, IDNA, characters)
+    │   └── SetAside       its host failed again and again: not asked now, tried later
     ├── ParseError         bytes that are not a feed (carries url)
     ├── ExtractError       a page that yields no article text (carries url)
     ├── StorageError       the database refused a write (disk full, locked too long)
@@ -43,9 +45,13 @@ class ConfigError(MonitorError):
 
 
 class FetchError(MonitorError):
+    """*unreachable*: no answer at all (connect errors, timeouts, resets, names that do not
+    resolve), as opposed to an answer we refuse (a status, a redirect loop, a bad body)."""
+
     def __init__(self, url: str, reason: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, unreachable: bool = False) -> None:
         self.url, self.reason, self.status, self.retry_after = url, reason, status, retry_after
+        self.unreachable = unreachable
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -53,9 +59,9 @@ class FetchError(MonitorError):
 
     @property
     def transient(self) -> bool:
-        """Worth trying again later: no answer at all (connect errors, timeouts, resets, DNS),
-        429, 408 or a 5xx. A 404, 410 or any other answer stays what it is."""
-        return self.status is None or self.status in (408, 425, 429) or self.status >= 500
+        """Worth trying again later: no answer at all, 429, 408 or a 5xx. A 404, 410, a
+        redirect loop or any other answer stays what it is."""
+        return self.unreachable or self.status in (408, 425, 429) or (self.status or 0) >= 500
 
 
 class TooLarge(FetchError):
@@ -64,6 +70,14 @@ class TooLarge(FetchError):
 
 class Blocked(FetchError):
     transient = False  # type: ignore[assignment]
+
+
+class InvalidLink(FetchError):
+    transient = False  # type: ignore[assignment]
+
+
+class SetAside(FetchError):
+    transient = True  # type: ignore[assignment]
 
 
 class ParseError(MonitorError):

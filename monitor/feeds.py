@@ -30,16 +30,19 @@ _TAG = re.compile(r"<[^>]*>")
 # need one, so it is cut out before parsing (nothing is expanded, nothing is fetched).
 _DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.S | re.I)
 _SPACE = re.compile(r"[ \t\r\f\v]+")
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));?")
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
-    """An http(s) URL without tracking parameters, fragment or default port; else None."""
-    if not url:
+    """An http(s) URL without tracking parameters, fragment or default port; else None.
+    Whether a request can be made for it is the fetcher's question (an invalid host becomes
+    the entry's extract_error there); what comes out here can always be stored."""
+    if not url or not isinstance(url, str):
         return None
-    url = url.strip()
-    if base:
-        url = urljoin(base, url)
+    url = clean(url.strip())
     try:
+        if base:
+            url = urljoin(base, url)
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
@@ -48,11 +51,45 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     if port and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if not _TRACKING.match(k)]
     return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+def clean(text: str) -> str:
+    """Text that SQLite's UTF-8 can carry: lone surrogates (from JSON escapes or character
+    references) replaced."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _charref(m: re.Match[bytes]) -> bytes:
+    hexa, dec = m.group(1), m.group(2)
+    if len(hexa or dec) > 8:
+        return b"&#xFFFD;"
+    value = int(hexa, 16) if hexa else int(dec)
+    if value == 0 or value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        return b"&#xFFFD;"  # feedparser raises on these, sinking the whole feed
+    return m.group(0)
+
+
+def _repair(content: bytes) -> bytes:
+    """Fix in the bytes what makes feedparser raise instead of reading on: numeric character
+    references outside Unicode (&#99999999;), and NULs in a feed that is not UTF-16/32."""
+    if b"&#" in content:
+        content = _CHARREF.sub(_charref, content)
+    if b"\x00" in content and not content.startswith((b"\xff\xfe", b"\xfe\xff")) \
+            and content[:4] not in (b"<\x00?\x00", b"\x00<\x00?", b"\x00\x00\x00<",
+                                    b"<\x00\x00\x00"):
+        content = content.replace(b"\x00", b"")
+    return content
 
 
 def to_text(markup: str | None, limit: int) -> str:
@@ -62,7 +99,7 @@ def to_text(markup: str | None, limit: int) -> str:
     text = re.sub(r"(?is)<(script|style)\b.*?(</\1\s*>|$)", " ", markup[: limit * 4])
     text = html.unescape(_TAG.sub(" ", text))
     text = "\n".join(_SPACE.sub(" ", line).strip() for line in text.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", text).strip()[:limit]
+    return clean(re.sub(r"\n{3,}", "\n\n", text.replace("\x00", "")).strip()[:limit])
 
 
 def _date(entry: Any, fetched: datetime) -> datetime | None:
@@ -94,8 +131,12 @@ def parse_feed(content: bytes, url: str, *, content_type: str | None = None,
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    parsed = feedparser.parse(content, response_headers=headers, sanitize_html=False,
-                              resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(_repair(content), response_headers=headers,
+                                  sanitize_html=False, resolve_relative_uris=False)
+    except Exception as exc:  # noqa: BLE001 - feedparser raises anything on hostile bytes
+        raise ParseError(url, f"not a feed (the parser failed: {type(exc).__name__}: "
+                              f"{_short(exc)})") from None
     if not parsed.get("version") and not parsed.entries:
         why = parsed.get("bozo_exception")
         raise ParseError(url, "not a feed" + (f" ({_short(why)})" if why else ""))
@@ -105,13 +146,30 @@ def parse_feed(content: bytes, url: str, *, content_type: str | None = None,
     warning = f"malformed feed, read what could be read: {_short(problem)}" if problem else None
     if entities:
         warning = "entity declarations in the DOCTYPE ignored" + (f"; {warning}" if warning else "")
-    base = parsed.feed.get("link") or url
+    base = parsed.feed.get("link")
+    entries, skipped = _entries(parsed.entries[:max_entries], url,
+                                base if isinstance(base, str) else url, fetched)
+    if skipped:
+        warning = skipped + (f"; {warning}" if warning else "")
+    title = parsed.feed.get("title")
+    title = to_text(title if isinstance(title, str) else "", MAX_TITLE) or None
+    return ParsedFeed(title=title, entries=entries, warning=warning)
+
+
+def _entries(raws: list[Any], url: str, base: str, fetched: datetime
+             ) -> tuple[tuple[Entry, ...], str | None]:
+    """The entries that can be read; a malformed one is skipped, not the feed."""
     entries: dict[str, Entry] = {}
-    for raw in parsed.entries[:max_entries]:
-        entry = _entry(raw, url, base, fetched)
+    errors: list[str] = []
+    for raw in raws:
+        try:
+            entry = _entry(raw, url, base, fetched)
+        except Exception as exc:  # noqa: BLE001 - whatever the parser left in an entry
+            errors.append(f"{type(exc).__name__}: {_short(exc)}")
+            continue
         entries.setdefault(entry.guid, entry)  # duplicate guids inside one feed: first wins
-    title = to_text(parsed.feed.get("title"), MAX_TITLE) or None
-    return ParsedFeed(title=title, entries=tuple(entries.values()), warning=warning)
+    skipped = f"{len(errors)} malformed entries skipped ({errors[0]})" if errors else None
+    return tuple(entries.values()), skipped
 
 
 def parse_json_feed(content: bytes, url: str, *, fetched: datetime,
@@ -125,24 +183,29 @@ def parse_json_feed(content: bytes, url: str, *, fetched: datetime,
             or not isinstance(data.get("items", []), list):
         raise ParseError(url, "not a feed (JSON without a jsonfeed.org version)")
     base = data.get("home_page_url") if isinstance(data.get("home_page_url"), str) else url
-    entries: dict[str, Entry] = {}
+    raws = []
     for item in data.get("items", [])[:max_entries]:
         if not isinstance(item, dict):
             continue
         authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
-        raw = {
-            "id": str(item.get("id") or ""), "link": item.get("url") or item.get("external_url"),
-            "title": item.get("title") if isinstance(item.get("title"), str) else "",
-            "summary": item.get("content_html") or item.get("content_text")
-            or item.get("summary") or "",
-            "author": ", ".join(a.get("name", "") for a in authors if isinstance(a, dict)),
+        raws.append({
+            "id": str(item.get("id") or ""), "link": _text(item.get("url"))
+            or _text(item.get("external_url")),
+            "title": _text(item.get("title")),
+            "summary": _text(item.get("content_html")) or _text(item.get("content_text"))
+            or _text(item.get("summary")),
+            "author": ", ".join(_text(a.get("name")) for a in authors if isinstance(a, dict))
+            if isinstance(authors, list) else "",
             "published_parsed": _iso_struct(item.get("date_published")),
             "updated_parsed": _iso_struct(item.get("date_modified")),
-        }
-        entry = _entry(raw, url, base, fetched)
-        entries.setdefault(entry.guid, entry)
-    title = to_text(data.get("title") if isinstance(data.get("title"), str) else "", MAX_TITLE)
-    return ParsedFeed(title=title or None, entries=tuple(entries.values()))
+        })
+    entries, skipped = _entries(raws, url, base, fetched)
+    title = to_text(_text(data.get("title")), MAX_TITLE)
+    return ParsedFeed(title=title or None, entries=entries, warning=skipped)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _iso_struct(value: Any) -> Any:
@@ -165,13 +228,13 @@ def _entry(raw: Any, feed_url: str, base: str, fetched: datetime) -> Entry:
                 if link:
                     break
     title = to_text(raw.get("title") if isinstance(raw.get("title"), str) else "", MAX_TITLE)
-    summary_html = raw.get("summary") or ""
+    summary_html = _text(raw.get("summary"))
     if not summary_html and raw.get("content"):
-        summary_html = raw["content"][0].get("value", "")
+        summary_html = _text(raw["content"][0].get("value"))
     summary = to_text(summary_html, MAX_SUMMARY)
-    guid = (raw.get("id") or "").strip()[:2000] or link or "sha1:" + hashlib.sha1(
+    guid = clean(_text(raw.get("id")).strip()[:2000]) or link or "sha1:" + hashlib.sha1(
         f"{feed_url}\n{title}\n{summary}".encode()).hexdigest()
-    author = to_text(raw.get("author"), 300) or None
+    author = to_text(_text(raw.get("author")), 300) or None
     return Entry(feed_url=feed_url, guid=guid, url=link, title=title or (link or "(untitled)"),
                  summary=summary, author=author, published=_date(raw, fetched))
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
+import re
 import ssl
 import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
@@ -30,9 +32,10 @@ import httpcore
 import httpx
 
 from .config import Settings
-from .errors import Blocked, FetchError, TooLarge
+from .errors import Blocked, FetchError, InvalidLink, SetAside, TooLarge
 from .netio import AsyncioBackend
 
+log = logging.getLogger("monitor.fetch")
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
 _BLOCKED_NETS = [ipaddress.ip_network(n) for n in (
@@ -49,6 +52,39 @@ def is_public_address(host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return not any(ip in net for net in _BLOCKED_NETS)
+
+
+_HOST_CHARS = re.compile(r"[a-z0-9_.-]+", re.I)
+
+
+@functools.lru_cache(maxsize=4096)  # a feed's URL is parsed once, not on every poll
+def request_url(url: str) -> httpx.URL:
+    """The URL as httpx will send it, or InvalidLink: what httpx, IDNA or the resolver would
+    refuse later (empty or over-long labels, `xn--` that does not decode, NULs, lone
+    surrogates, characters no host name has), refused before any request."""
+    try:
+        target = httpx.URL(url)
+        host = target.host  # decodes IDNA: raises on a bad xn-- label
+        raw = target.raw_host.decode("ascii")
+        if not raw:
+            raise ValueError("no host")
+        if not _is_ip(raw):
+            raw.encode("idna")  # what the resolver does: empty or over-long labels
+            if not _HOST_CHARS.fullmatch(raw) or len(raw) > 253:
+                raise ValueError(f"not a host name: {host[:100]!r}")
+        if target.scheme not in ("http", "https"):
+            raise ValueError(f"not http(s): {target.scheme[:20]!r}")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise InvalidLink(url, f"invalid URL: {str(exc)[:200]}") from None
+    return target
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,7 @@ def parse_retry_after(value: str | None, now: float | None = None,
 
 
 MAX_POOLS = 256  # connection pools (one per origin) kept open; idle ones are closed first
+HOST_REST = 600.0  # seconds a set-aside host is left alone (page retries come back after it)
 
 
 class Fetcher:
@@ -111,6 +148,8 @@ class Fetcher:
         # (made when a connection opens) would be skipped.
         self._pools: OrderedDict[tuple[str, str, int | None, bool], _Pool] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()  # evicted pools being closed
+        self._strikes: dict[str, int] = {}  # host -> failures in a row without an answer
+        self._aside: dict[str, tuple[float, str]] = {}  # host -> (until, on the loop's clock; why)
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -138,28 +177,83 @@ class Fetcher:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    @asynccontextmanager
+    async def turn(self, url: str) -> AsyncIterator[None]:
+        """Wait for room on *url*'s host (per_host_limit), then hold it: a caller that waits
+        here holds nothing else meanwhile, so one host's backlog never keeps another host's
+        requests waiting. Pass ``turn_held=True`` to get() inside it."""
+        async with self._hosts[request_url(url).host]:
+            yield
+
     async def get(self, url: str, *, max_bytes: int, trusted: bool = False,
                   etag: str | None = None, last_modified: str | None = None,
-                  accept: str = "*/*") -> Response:
-        """GET *url*; raise FetchError (or TooLarge / Blocked) on any failure or non-2xx/304.
+                  accept: str = "*/*", turn_held: bool = False) -> Response:
+        """GET *url*; raise FetchError (or TooLarge / Blocked / InvalidLink / SetAside) on any
+        failure or non-2xx/304.
 
         *trusted* URLs (the user's feeds.yaml) may point anywhere; untrusted ones, and every
         redirect of theirs, must reach public addresses unless allow_private_addresses.
+        A host that did not answer `set_aside_after` times in a row (connect errors, timeouts,
+        resets, names that do not resolve) is set aside for HOST_REST seconds: its requests
+        fail at once with SetAside, a passing failure that page retries try again later.
         """
-        headers = {"Accept": accept, "Accept-Encoding": "gzip, deflate, br"}
+        host = request_url(url).host
+        try:
+            async with nullcontext() if turn_held else self._hosts[host]:
+                self._check_aside(url, host)  # again: it may have been set aside meanwhile
+                async with self._global:
+                    response = await self._get(url, max_bytes, trusted, etag, last_modified,
+                                               accept)
+        except FetchError as exc:
+            if exc.unreachable and not isinstance(exc, SetAside):
+                self._strike(host, exc)
+            raise
+        self._strikes.pop(host, None)
+        return response
+
+    def _check_aside(self, url: str, host: str) -> None:
+        aside = self._aside.get(host)
+        if aside is None:
+            return
+        until, why = aside
+        if asyncio.get_running_loop().time() < until:
+            raise SetAside(url, f"host set aside for now after {self.settings.set_aside_after} "
+                                f"failures in a row ({why})")
+        del self._aside[host]
+
+    def _strike(self, host: str, exc: FetchError) -> None:
+        self._strikes[host] = strikes = self._strikes.get(host, 0) + 1
+        limit = self.settings.set_aside_after
+        if limit and strikes >= limit and host not in self._aside:
+            self._aside[host] = (asyncio.get_running_loop().time() + HOST_REST, exc.reason)
+            self._strikes.pop(host, None)
+            log.warning("host set aside", extra={"outcome": (
+                f"{host}: {strikes} failures in a row, last {exc.reason}; its requests wait "
+                f"{HOST_REST:g}s")})
+
+    async def _get(self, url: str, max_bytes: int, trusted: bool, etag: str | None,
+                   last_modified: str | None, accept: str) -> Response:
+        headers = {"User-Agent": self.settings.user_agent, "Accept": accept,
+                   "Accept-Encoding": "gzip, deflate, br"}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        host = urlsplit(url).hostname or ""
         try:
-            async with self._global, self._hosts[host]:
-                async with asyncio.timeout(self.settings.request_deadline):
-                    return await self._follow(url, headers, max_bytes, trusted)
+            async with asyncio.timeout(self.settings.request_deadline):
+                return await self._follow(url, headers, max_bytes, trusted)
+        except (httpx.InvalidURL, UnicodeError) as exc:  # a redirect to such a URL
+            raise InvalidLink(url, f"invalid URL: {str(exc)[:200]}") from None
         except TimeoutError:
-            raise FetchError(url, f"timed out after {self.settings.request_deadline:g}s") from None
+            raise FetchError(url, f"timed out after {self.settings.request_deadline:g}s",
+                             unreachable=True) from None
         except httpx.TimeoutException as exc:
-            raise FetchError(url, f"timed out ({type(exc).__name__})") from None
+            raise FetchError(url, f"timed out ({type(exc).__name__})", unreachable=True) \
+                from None
+        except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
+            refused = isinstance(exc, httpx.UnsupportedProtocol) or \
+                isinstance(exc.__cause__ or exc.__context__, Blocked)
+            raise FetchError(url, _describe(exc), unreachable=not refused) from None
         except httpx.HTTPError as exc:
             raise FetchError(url, _describe(exc)) from None
 
@@ -172,13 +266,13 @@ class Fetcher:
         for hop in range(self.settings.max_redirects + 1):
             from_user = trusted and hop == 0
             check = not from_user and not self.allow_private
-            if urlsplit(current).scheme not in ("http", "https"):
+            if _scheme(url, current) not in ("http", "https"):
                 raise Blocked(url, f"redirect to a non-http(s) URL refused: {current[:200]}")
             extensions: dict[str, Any] = {"timeout": self._timeout}
             if check:
                 extensions.update(self._guard(current))
-            request = httpx.Request("GET", _url(current) if from_user else current,
-                                    headers=headers, extensions=extensions)
+            request = httpx.Request("GET", request_url(current), headers=headers,
+                                    extensions=extensions)
             if cookies:
                 request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
             pool = self._pool(request.url, from_user)
@@ -188,7 +282,7 @@ class Fetcher:
                 try:
                     if r.status_code in REDIRECTS and "location" in r.headers:
                         permanent_so_far = permanent_so_far and r.status_code in PERMANENT
-                        following = urljoin(current, r.headers["location"])
+                        following = _join(url, current, r.headers["location"])
                         cookies = _chain_cookies(cookies, r, current, following)
                         current = following
                         if permanent_so_far:
@@ -249,30 +343,97 @@ class Fetcher:
                         moved_to=moved_to)
 
 
-class Transport(httpx.AsyncHTTPTransport):
-    """httpx's transport over httpcore's pool, with the pool reaching the network through
-    asyncio's transports (netio) instead of anyio's."""
+class Transport(httpx.AsyncBaseTransport):
+    """httpx's public custom-transport API around an httpcore pool that reaches the network
+    through asyncio's transports (netio) instead of anyio's. What it does is what httpx's own
+    AsyncHTTPTransport does: requests and responses converted, httpcore's errors raised as
+    httpx's."""
 
     def __init__(self, connections: int) -> None:
-        # The parent's __init__ only builds this pool, with anyio's backend and no way to
-        # pass another; httpx pinned below 0.29 keeps it as _pool.
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_tls(), max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=AsyncioBackend())
+            ssl_context=_tls(), max_connections=connections,
+            max_keepalive_connections=connections, keepalive_expiry=5.0,
+            network_backend=AsyncioBackend())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
+                             port=request.url.port, target=request.url.raw_path),
+            headers=request.headers.raw, content=request.stream,
+            extensions=request.extensions)
+        with _as_httpx_errors():
+            response = await self._pool.handle_async_request(core)
+        return httpx.Response(status_code=response.status, headers=response.headers,
+                              stream=_Stream(response.stream),  # type: ignore[arg-type]
+                              extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
-@functools.lru_cache(maxsize=4096)
-def _url(url: str) -> httpx.URL:
-    """A feed's URL parsed once, not on every poll (httpx.URL is immutable)."""
-    return httpx.URL(url)
+# most specific first: the first match wins
+_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError), (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProxyError, httpx.ProxyError),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
+            httpcore.UnsupportedProtocol, httpcore.ProxyError) as exc:
+        for core, ours in _ERRORS:
+            if isinstance(exc, core):
+                raise ours(str(exc)) from exc
+        raise
+
+
+class _Stream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            await self._stream.aclose()
 
 
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """One TLS context per process: loading the CA bundle costs tens of milliseconds."""
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def _scheme(url: str, current: str) -> str:
+    try:
+        return urlsplit(current).scheme
+    except ValueError as exc:
+        raise InvalidLink(url, f"invalid URL: redirect to {current[:200]!r}: {exc}") from None
+
+
+def _join(url: str, current: str, location: str) -> str:
+    try:
+        following = urljoin(current, location)
+        urlsplit(following).hostname  # noqa: B018 - raises on a malformed IPv6 literal
+    except ValueError as exc:
+        raise InvalidLink(url, f"invalid URL: redirect to {location[:200]!r}: {exc}") from None
+    return following
 
 
 class Decoder:
@@ -332,7 +493,7 @@ async def _decoded(r: httpx.Response, decoder: Decoder) -> AsyncIterator[bytes]:
 
 @dataclass
 class _Pool:
-    transport: httpx.AsyncHTTPTransport
+    transport: Transport
     in_use: int = 0  # requests on it now: a pool in use is never closed
 
 

@@ -131,6 +131,7 @@ class Pipeline:
             min(settings.concurrency, PAGES_PER_WORKER * self._workers) + 2 * self._workers)
         self._feed_slots = asyncio.Semaphore(FEEDS_PER_REQUEST * settings.concurrency)
         self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
+        self._bugs: set[tuple[str, str, str]] = set()  # internal errors logged, per feed
         self._clusters: Clusters | None = None  # loaded on first use
         self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
         self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
@@ -194,6 +195,10 @@ class Pipeline:
             result.status, result.error = "failed", exc.reason
         except MonitorError as exc:
             result.status, result.error = "failed", str(exc)
+        except Exception as exc:  # a bug of ours: recorded like any failure, with backoff
+            result.status, result.error = "failed", \
+                f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+            self._log_bug(feed.url, exc)
         if result.status in ("failed", "gone"):
             log.warning("feed %s", result.status, extra={"feed": feed.url,
                                                         "outcome": result.error})
@@ -268,6 +273,16 @@ class Pipeline:
                               "the next poll")
             return {"title": parsed.title, "moved_to": response.moved_to}
         return {**validators, "content_hash": digest, "title": parsed.title}
+
+    def _log_bug(self, feed_url: str, exc: Exception) -> None:
+        """The traceback once per feed and kind of error, not on every poll."""
+        key = (feed_url, type(exc).__name__, str(exc)[:200])
+        if key in self._bugs:
+            log.error("poll failed again (internal error)", extra={
+                "feed": feed_url, "outcome": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        else:
+            self._bugs.add(key)
+            log.error("poll raised", exc_info=exc, extra={"feed": feed_url})
 
     def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
         """Put each new article in the cluster of an earlier copy of the same story."""
@@ -375,18 +390,26 @@ class Pipeline:
         self.store.set_clusters([(article_id, clusters.add(article_id, sig, fetched_at))])
 
     async def _extract(self, url: str) -> Page:
-        async with self._page_slots:
-            return await self._fetch_and_extract(url)
-
-    async def _fetch_and_extract(self, url: str) -> Page:
-        response = await self.fetcher.get(url, max_bytes=self.settings.max_page_bytes,
-                                          accept=PAGE_ACCEPT)
-        try:
+        """Fetch and extract one page. It waits for its host's turn first and only then for a
+        page slot, so the slots (and behind them the workers) are spent on hosts that have
+        room: one site's hundred pages wait in that site's queue, not in everyone's."""
+        async with self.fetcher.turn(url):
+            await self._page_slots.acquire()
+            try:
+                response = await self.fetcher.get(
+                    url, max_bytes=self.settings.max_page_bytes, accept=PAGE_ACCEPT,
+                    turn_held=True)
+            except BaseException:
+                self._page_slots.release()
+                raise
+        try:  # the slot is held until the text is out: fetched pages wait in memory
             return await self._in_worker(partial(
                 extract_job, response.content, response.url, response.content_type,
                 response.charset, self.settings.extract_fast), url)
         except BrokenProcessPool:
             raise ExtractError(url, "the worker process died on this page") from None
+        finally:
+            self._page_slots.release()
 
     async def _in_worker(self, job: Callable[[], T], what: str) -> T:
         """Run a pure, CPU-bound job in the worker pool, or in a thread when there is none.

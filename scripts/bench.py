@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import multiprocessing
 import os
+import socket
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +41,7 @@ from loopweb import LoopWeb, find_pages, read_page  # noqa: E402
 
 from monitor.config import FeedConfig, Paths, Settings  # noqa: E402
 from monitor.core import Monitor, load_config  # noqa: E402
+from monitor.models import CycleSummary, FeedResult  # noqa: E402
 from monitor.pipeline import make_executor  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -165,19 +171,26 @@ def cycle(web: LoopWeb, args: argparse.Namespace, exclude: set[int]) -> dict[str
     """One full cycle into a fresh database, then an unchanged re-poll of it. The pipeline
     is kept across both, with its workers started before the clock, as the service keeps
     it and as the ceiling's pool is started (the start is timed apart)."""
+    with bench_monitor(web.feeds, args.concurrency, args.per_host, args.fast) as monitor:
+        return asyncio.run(_cycle(monitor, web, args, exclude))
+
+
+@contextlib.contextmanager
+def bench_monitor(feeds: list[str], concurrency: int, per_host: int,
+                  fast: bool = False) -> Iterator[Monitor]:
+    """A Monitor over a fresh database in a temporary folder, polling *feeds*."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database=f"{tmp}/bench.db", allow_private_addresses=True,
-                            concurrency=args.concurrency,
-                            per_host_limit=max(1, args.concurrency // args.hosts),
-                            poll_deadline=3600, extract_fast=args.fast)
+                            concurrency=concurrency, per_host_limit=per_host,
+                            poll_deadline=3600, extract_fast=fast)
         paths = Paths(Path(tmp) / "feeds.yaml", Paths.resolve().keywords,
                       Path(tmp) / "settings.yaml", Path(settings.database))
         config = load_config(paths, need_feeds=False)
         config.settings = settings
-        config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(web.feeds)]
+        config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(feeds)]
         monitor = Monitor(paths, config, Store(settings.database))
         try:
-            return asyncio.run(_cycle(monitor, web, args, exclude))
+            yield monitor
         finally:
             monitor.close()
 
@@ -225,6 +238,107 @@ async def _cycle(monitor: Monitor, web: LoopWeb, args: argparse.Namespace,
             "refetched": counts.get("page", 0), "not_modified": counts.get("304", 0)}
 
 
+def timed_poll(monitor: Monitor, watch: set[str]) -> tuple[float, float, CycleSummary]:
+    """One cycle with the workers started first: (seconds until every feed in *watch* had
+    its result, seconds for the whole cycle, summary)."""
+    async def run() -> tuple[float, float, CycleSummary]:
+        async with monitor.pipeline() as pipeline:
+            await pipeline.start()
+            started = time.perf_counter()
+            done: list[float] = []
+
+            def seen(result: FeedResult) -> None:
+                if result.url in watch:
+                    done.append(time.perf_counter() - started)
+            summary = await monitor.poll_async(seen, pipeline=pipeline)
+            return max(done, default=0.0), time.perf_counter() - started, summary
+    return asyncio.run(run())
+
+
+def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
+    """A few big feeds, each on its own host, its links on that host."""
+    feeds, items = 8, args.big_items
+    web = LoopWeb(pages, feeds, items, args.latency, hosts=feeds)
+    exclude = {web.proc.pid}
+    total = feeds * items
+    try:
+        before = ceiling(pages, total, args.fast, exclude)
+        with bench_monitor(web.feeds, 16, args.per_host, args.fast) as monitor:
+            _, wall, summary = timed_poll(monitor, set())
+            stored = monitor.store.count_articles()
+        after = ceiling(pages, total, args.fast, exclude)
+    finally:
+        web.close()
+    rate, roof = stored / wall, (before + after) / 2
+    return (f"few big feeds ({feeds} x {items} pages, one host each, per-host limit "
+            f"{args.per_host}): {stored} articles in {wall:.1f}s = {rate:.1f}/s against a "
+            f"ceiling of {roof:.1f} pages/s ({before:.1f} before, {after:.1f} after): ratio "
+            f"{rate / roof:.2f}; {summary.line()}")
+
+
+def shape_dead(args: argparse.Namespace, pages: list[Path]) -> str:
+    """Eight healthy feeds of 20 pages, alone and beside a feed of 100 links to a site that
+    accepts connections and never answers (default timeouts)."""
+    web = LoopWeb(pages, 8, 20, args.latency, hosts=8, dead=100)
+    try:
+        healthy = set(web.feeds)
+        with bench_monitor(web.feeds, 16, args.per_host, args.fast) as monitor:
+            alone, _, _ = timed_poll(monitor, healthy)
+            stored_alone = monitor.store.count_articles()
+        with bench_monitor(web.feeds + [web.dead_feed], 16, args.per_host,
+                           args.fast) as monitor:
+            beside, wall, summary = timed_poll(monitor, healthy)
+            stored = monitor.store.count_articles()
+    finally:
+        web.close()
+    limit = 1.5 * alone + 5
+    return (f"dead site beside healthy feeds: the {stored_alone} healthy articles stored in "
+            f"{alone:.1f}s alone, {beside:.1f}s beside 100 links that never answer (limit "
+            f"1.5 x {alone:.1f} + 5 = {limit:.1f}s: {'met' if beside <= limit else 'MISSED'}); "
+            f"the whole cycle {wall:.1f}s, {stored} articles; {summary.line()}")
+
+
+def shape_dns(args: argparse.Namespace, pages: list[Path]) -> str:
+    """The real feed captures, whose links name hosts that do not resolve here. Lookups are
+    answered in this process, never by a resolver: each fails after 0.2 s, at most 6 at once
+    (asyncio's default executor on 2 cores), as a resolver without a network does."""
+    files = sorted(p for p in args.captures.glob("*") if p.is_file())
+    if not files:
+        return f"links that do not resolve: skipped (no captures in {args.captures})"
+    web = LoopWeb(pages, 0, 0, args.latency, hosts=8, files=files)
+    original = asyncio.BaseEventLoop.getaddrinfo
+    resolver: dict[str, Any] = {"lookups": 0}
+
+    async def without_network(loop, host, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if str(host).startswith("127."):
+            return await original(loop, host, *a, **k)
+        async with resolver["threads"]:
+            resolver["lookups"] += 1
+            await asyncio.sleep(0.2)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async def run(monitor: Monitor) -> tuple[float, CycleSummary]:
+        resolver["threads"] = asyncio.Semaphore(6)
+        async with monitor.pipeline() as pipeline:
+            await pipeline.start()
+            started = time.perf_counter()
+            summary = await monitor.poll_async(pipeline=pipeline)
+            return time.perf_counter() - started, summary
+
+    asyncio.BaseEventLoop.getaddrinfo = without_network  # type: ignore[method-assign]
+    try:
+        with bench_monitor(web.files, 16, args.per_host, args.fast) as monitor:
+            wall, summary = asyncio.run(run(monitor))
+            stored = monitor.store.count_articles()
+            waiting = monitor.store.pages_waiting()
+    finally:
+        asyncio.BaseEventLoop.getaddrinfo = original  # type: ignore[method-assign]
+        web.close()
+    return (f"links that do not resolve ({len(files)} real captures): one cycle in {wall:.1f}s "
+            f"(target under 90s), {stored} articles stored, {waiting} pages waiting for a "
+            f"retry, {resolver['lookups']} failed lookups; {summary.line()}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--feeds", type=int, default=400)
@@ -240,8 +354,25 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3,
                     help="cycles, each between two ceiling measurements")
     ap.add_argument("--fast", action="store_true", help="trafilatura's fast mode")
+    ap.add_argument("--per-host", type=int, default=2, help="per_host_limit (its default)")
+    ap.add_argument("--shape", choices=["small", "big", "dead", "dns", "all"], default="all",
+                    help="small: many small feeds on many hosts (the rounds above); big: 8 "
+                         "feeds of --big-items pages, one host each; dead: a site that never "
+                         "answers beside healthy feeds; dns: links whose hosts do not resolve")
+    ap.add_argument("--big-items", type=int, default=181)
+    ap.add_argument("--captures", type=Path, default=Path(__file__).resolve().parents[2]
+                    / "shared" / "corpus" / "feeds" / "real")
     args = ap.parse_args()
+    logging.getLogger("monitor").setLevel(logging.ERROR)  # set-aside hosts are expected here
     pages = find_pages(args.pages)
+    shapes = []
+    for name, run in (("big", shape_big), ("dead", shape_dead), ("dns", shape_dns)):
+        if args.shape in (name, "all"):
+            print(f"shape {name}:", flush=True)
+            shapes.append(run(args, pages))
+            print("  " + shapes[-1], flush=True)
+    if args.shape not in ("small", "all"):
+        return 0
     total = args.feeds * args.items
     # the ceiling extracts every page the same number of times, 1,000 pages or more
     passes = max(1, -(-min(total, 1000) // len(pages)))
@@ -275,6 +406,10 @@ def main() -> int:
           f"peak memory at most {max(r['peak'] for r in rounds) / 2**20:.0f} MiB; unchanged "
           f"re-poll at least {min(r['repoll'] for r in rounds):.0f} feeds/s with "
           f"{max(r['refetched'] for r in rounds)} pages fetched again")
+    print(f"many small feeds ({args.feeds} x {args.items} on {args.hosts} hosts): ratio median "
+          f"{statistics.median(ratios):.2f}")
+    for line in shapes:
+        print(line)
     return 0
 
 

@@ -53,10 +53,17 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 def _serve(pages: list[str], feeds: int, items: int, latency: float, hosts: int,
-           port_q) -> None:
+           port_q, dead: int = 0, files: list[str] | None = None) -> None:
+    import socket
     import threading
 
     bodies = [read_page(Path(p)) for p in pages]
+    captures = [Path(f).read_bytes() for f in files or []]
+    # a site that accepts connections and never answers: listening, never accepting
+    hung = socket.socket()
+    hung.bind(("127.0.0.254", 0))
+    hung.listen(4096)
+    hung_base = "http://127.0.0.254:%d" % hung.getsockname()[1]
     lock = threading.Lock()
     stats: dict[str, int] = {}  # kept here: a manager process would cost CPU per request
 
@@ -97,6 +104,15 @@ def _serve(pages: list[str], feeds: int, items: int, latency: float, hosts: int,
             if kind == "page":
                 body = bodies[int(name) % len(bodies)]
                 return self.reply(200, body, "text/html")
+            if kind == "dead":  # a feed of `dead` items on the site that never answers
+                out = ['<?xml version="1.0"?><rss version="2.0"><channel><title>Dead site'
+                       "</title><link>http://dead.example/</link><description>b</description>"]
+                out += [f"<item><title>Dead {i}</title><link>{hung_base}/page/{i}</link>"
+                        f"<guid>urn:dead:{i}</guid></item>" for i in range(dead)]
+                out.append("</channel></rss>")
+                return self.reply(200, "".join(out).encode(), "application/rss+xml")
+            if kind == "file":  # a real feed capture, as it was
+                return self.reply(200, captures[int(name)], "application/xml")
             self.reply(404, b"", "text/plain")
 
     class Server(ThreadingHTTPServer):
@@ -118,15 +134,18 @@ class LoopWeb:
     pages on the same host, as a site serves its own articles."""
 
     def __init__(self, pages: list[Path], feeds: int, items: int, latency: float,
-                 hosts: int = 1) -> None:
+                 hosts: int = 1, dead: int = 0, files: list[Path] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         port_q = ctx.Queue()
         self.proc = ctx.Process(target=_serve, daemon=True, args=(
-            [str(p) for p in pages], feeds, items, latency, hosts, port_q))
+            [str(p) for p in pages], feeds, items, latency, hosts, port_q, dead,
+            [str(f) for f in files or []]))
         self.proc.start()
         self.bases = [f"http://{h}:{p}" for h, p in port_q.get(timeout=60)]
         self.base = self.bases[0]
         self.feeds = [f"{self.bases[n % hosts]}/feed/{n}.xml" for n in range(feeds)]
+        self.dead_feed = f"{self.base}/dead/0.xml"  # `dead` links to a site that never answers
+        self.files = [f"{self.bases[n % hosts]}/file/{n}" for n in range(len(files or []))]
 
     def counts(self) -> dict[str, int]:
         with urllib.request.urlopen(f"{self.base}/stats", timeout=10) as r:

@@ -128,7 +128,7 @@ class LocalWeb:
     handler, so a route can hang, trickle, reset the connection or lie about its length.
     Counts requests per path."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         import threading
         from collections import Counter
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,6 +136,8 @@ class LocalWeb:
         self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
         self.hits: Counter[str] = Counter()
         self.peers: list[int] = []  # the client port of each request: connection reuse
+        self.agents: dict[str, list[str | None]] = {}  # the User-Agent of each request, by path
+        self.times: list[tuple[float, str]] = []  # (monotonic time, path) of each request
         web = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -145,6 +147,8 @@ class LocalWeb:
                 path = self.path.split("?")[0]
                 web.hits[path] += 1
                 web.peers.append(self.client_address[1])
+                web.agents.setdefault(path, []).append(self.headers.get("User-Agent"))
+                web.times.append((time.monotonic(), path))
                 route = web.routes.get(path)
                 if route is None:
                     self.send_error(404)
@@ -163,11 +167,11 @@ class LocalWeb:
             def handle_error(self, request, client_address) -> None:  # noqa: ANN001
                 pass  # routes break connections on purpose
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server((host, 0), Handler)
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         scheme = "https" if tls is not None else "http"
-        self.base = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
+        self.base = f"{scheme}://{host}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -10,7 +10,7 @@ from monitor import fetch
 from monitor.config import Settings
 from monitor.fetch import Fetcher
 
-from .helpers import LocalWeb
+from .helpers import LocalWeb, item, rss
 
 
 def fetch_all(settings: Settings, urls: list[str], max_bytes: int = 1_000_000,
@@ -190,3 +190,21 @@ def test_https_with_a_trusted_certificate_and_refused_without(monkeypatch):
         assert len(set(secure.peers[-3:])) == 1  # one TLS connection carried all three
     finally:
         secure.close()
+
+
+def test_every_request_carries_the_configured_user_agent(project, web, page_html):
+    agent = "bar-check/1.0 (+https://example.org/bot)"
+    web.send("/page/1", page_html("Police cameras", "The police cameras story. " * 20))
+    web.send("/moved", "", status=301, headers={"Location": "/page/1"})
+    web.send("/f.xml", rss([item(1, web.base), item(2, web.base, path="/moved")]),
+             ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=1, user_agent=f'"{agent}"')
+    assert "2 new articles" in project.run("poll", "--once").output
+    assert project.run("feeds", "check", web.url("/f.xml")).exit_code == 0
+    assert web.agents["/f.xml"] == [agent, agent]  # the poll and `feeds check`
+    assert set(web.agents["/page/1"]) == {agent} and len(web.agents["/page/1"]) >= 2
+    assert web.agents["/moved"] == [agent]  # and every hop of a redirect
+    project.settings(allow_private_addresses=True, extract_workers=1)
+    project.run("feeds", "check", web.url("/f.xml"))
+    assert web.agents["/f.xml"][-1].startswith("monitor/")  # the default names us

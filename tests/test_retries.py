@@ -113,18 +113,22 @@ def test_retries_follow_the_schedule_then_stop(project, web, page_html):
 def test_which_failures_are_retried_and_when():
     from datetime import UTC, datetime, timedelta
 
-    from monitor.errors import Blocked, ExtractError, FetchError, TooLarge
+    from monitor.errors import Blocked, ExtractError, FetchError, InvalidLink, SetAside, TooLarge
     from monitor.retry import retry_at
 
     now = datetime(2026, 6, 1, tzinfo=UTC)
     delays = [900.0, 3600.0]
-    for transient in (FetchError("u", "ConnectError: refused"), FetchError("u", "x", status=503),
-                      FetchError("u", "x", status=429), FetchError("u", "timed out")):
+    for transient in (FetchError("u", "ConnectError: refused", unreachable=True),
+                      FetchError("u", "x", status=503), FetchError("u", "x", status=429),
+                      FetchError("u", "timed out", unreachable=True),
+                      SetAside("u", "host set aside")):
         assert retry_at(transient, now, 1, delays) == now + timedelta(seconds=900)
         assert retry_at(transient, now, 2, delays) == now + timedelta(seconds=3600)
         assert retry_at(transient, now, 3, delays) is None  # the schedule is spent
     for permanent in (FetchError("u", "x", status=404), FetchError("u", "x", status=410),
                       TooLarge("u", "big"), Blocked("u", "private"),
+                      FetchError("u", "more than 5 redirects"),
+                      InvalidLink("u", "invalid URL: x"),
                       ExtractError("u", "no article text")):
         assert retry_at(permanent, now, 1, delays) is None
     slow = FetchError("u", "x", status=503, retry_after=7200.0)
