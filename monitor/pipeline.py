@@ -18,7 +18,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -119,6 +119,12 @@ class Pipeline:
     def __init__(self, settings: Settings, rules: Rules, store: Store, fetcher: Fetcher,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings, self.rules, self.store = settings, rules, store
+        # The database off the event loop: a write waiting for the lock (another process
+        # writing, a backup) must not freeze every fetch and timer. One thread writes, in
+        # order, on its own connection; another reads (WAL: never blocked by a writer).
+        self._writer, self._reader = Store(store.path), Store(store.path)
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="monitor-write")
+        self._reads = ThreadPoolExecutor(1, thread_name_prefix="monitor-read")
         self.clock = clock or partial(datetime.now, UTC)
         self.fetcher = fetcher
         self.executor = make_executor(settings.extract_workers)
@@ -136,6 +142,16 @@ class Pipeline:
         self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
         self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
         self._jobs = 0  # given to this pool
+
+    async def _write(self, method: Callable[..., T], *args: Any) -> T:
+        """A Store method on the writing connection, in the writing thread. Once begun it runs
+        to its end even if the caller is cancelled: a write finishes or rolls back whole."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writes, partial(method, self._writer, *args))
+
+    async def _read(self, method: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reads, partial(method, self._reader, *args))
 
     async def start(self) -> None:
         """Start the worker pool now and wait for it; otherwise it starts on the first job.
@@ -177,7 +193,7 @@ class Pipeline:
 
     async def _poll_feed(self, feed: FeedConfig) -> FeedResult:
         now = self.clock()
-        row = self.store.feed(feed.url) or {}
+        row = await self._read(Store.feed, feed.url) or {}
         result = FeedResult(url=feed.url, status="failed")
         extra: dict[str, object] = {}
         try:
@@ -216,7 +232,8 @@ class Pipeline:
             jitter=self.settings.jitter, max_backoff=self.settings.max_backoff,
             retry_after=result.retry_after)
         try:
-            self.store.record_poll(result, now, **extra)  # type: ignore[arg-type]
+            await self._write(partial(Store.record_poll, result=result, now=now,
+                                      **extra))  # type: ignore[arg-type]
         except StorageError as exc:  # disk full, locked too long: the next poll tries again
             log.error("feed state not saved", extra={"feed": feed.url, "outcome": str(exc)})
             result.status, result.error = "failed", str(exc)
@@ -247,7 +264,7 @@ class Pipeline:
         except BrokenProcessPool:
             raise ParseError(feed.url, "the worker process died parsing this feed") from None
         result.warning = parsed.warning
-        entries = self._new_entries(parsed.entries)
+        entries = await self._new_entries(parsed.entries)
         tasks = [asyncio.create_task(self._article(e, feed)) for e in entries]
         pending: set[asyncio.Task[Article]] = set()
         try:
@@ -258,9 +275,9 @@ class Pipeline:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
             articles = [t.result() for t in tasks if t not in pending]
-            result.new_articles = self.store.add_articles(articles, now)
+            result.new_articles = await self._write(Store.add_articles, articles, now)
             if result.new_articles:
-                self._cluster(articles, now)
+                await self._cluster(articles, now)
         finally:  # stored now, or to be tried again on the next poll
             for e in entries:
                 self._claimed.difference_update((e.guid, e.url))
@@ -284,28 +301,28 @@ class Pipeline:
             self._bugs.add(key)
             log.error("poll raised", exc_info=exc, extra={"feed": feed_url})
 
-    def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
+    async def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
         """Put each new article in the cluster of an earlier copy of the same story."""
-        clusters = self._cluster_index()
-        new = self.store.unclustered([a.entry.guid for a in articles])
-        self.store.set_clusters([(i, clusters.add(i, sig, fetched_at)) for i, sig in new])
+        clusters = await self._cluster_index()
+        new = await self._read(Store.unclustered, [a.entry.guid for a in articles])
+        await self._write(Store.set_clusters,
+                          [(i, clusters.add(i, sig, fetched_at)) for i, sig in new])
 
-    def _cluster_index(self) -> Clusters:
-        """The index of the last CLUSTER_DAYS, loaded on first use; a service keeps it for
-        weeks, so what falls out of the window is forgotten on every use."""
+    async def _cluster_index(self) -> Clusters:
+        """The index of the last CLUSTER_DAYS, loaded on first use (in the reading thread: a
+        month of signatures takes seconds); a service keeps it for weeks, so what falls out of
+        the window is forgotten on every use."""
         since = self.clock() - timedelta(days=CLUSTER_DAYS)
         if self._clusters is None:
-            self._clusters = Clusters()
-            for article_id, cluster_id, sig, fetched in self.store.signatures_since(since):
-                self._clusters.add(article_id, sig, fetched, cluster_id)
+            self._clusters = await self._read(_load_clusters, since)
         self._clusters.forget_before(since)
         return self._clusters
 
-    def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
+    async def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
         """Entries not stored yet; the others are recorded as sightings of their story."""
         guids = [e.guid for e in entries]
         urls = [e.url for e in entries if e.url]
-        seen_guids, seen_urls = self.store.known(guids, urls)
+        seen_guids, seen_urls = await self._read(Store.known, guids, urls)
         fresh, seen = [], []
         for e in entries:
             keys = {e.guid, e.url} - {None}
@@ -317,7 +334,7 @@ class Pipeline:
             self._claimed.update(keys)  # type: ignore[arg-type]
             fresh.append(e)
         if seen:
-            self.store.add_sightings(seen, self.clock())
+            await self._write(Store.add_sightings, seen, self.clock())
         return fresh
 
     async def _article(self, entry: Entry, feed: FeedConfig) -> Article:
@@ -353,7 +370,7 @@ class Pipeline:
     async def retry_pages(self, limit: int = 1000) -> tuple[int, int]:
         """Fetch again the pages whose retry is due; returns (tried, arrived). An arrived page
         is stored, rescored and re-clustered, and its extract_error cleared."""
-        rows = self.store.due_retries(self.clock(), limit)
+        rows = await self._read(Store.due_retries, self.clock(), limit)
         outcomes = await asyncio.gather(*(self._retry(row) for row in rows))
         return len(rows), sum(outcomes)
 
@@ -365,29 +382,31 @@ class Pipeline:
             again = retry_at(exc, self.clock(), tries, self.settings.page_retry_delays)
             log.info("page retry failed", extra={"feed": row["feed_url"], "outcome": (
                 f"{row['url']}: {exc.reason}" + ("; will retry" if again else "; giving up"))})
-            self.store.retry_failed(row["id"], exc.reason, again)
+            await self._write(Store.retry_failed, row["id"], exc.reason, again)
             return False
         published = datetime.fromisoformat(row["published"]) if row["published"] else None
         entry = Entry(feed_url=row["feed_url"], guid=row["guid"], url=row["url"],
                       title=row["title"] or "", summary="", author=row["author"],
                       published=published)
         article = self._article_from(entry, page, row["language"])
-        self.store.page_arrived(article, row["id"], self.clock())
+        await self._write(Store.page_arrived, article, row["id"], self.clock())
         fetched = datetime.fromisoformat(row["fetched_at"]).replace(tzinfo=UTC)
-        self._recluster(row["id"], row["cluster_id"], article.signature, fetched)
+        await self._recluster(row["id"], row["cluster_id"], article.signature, fetched)
         log.info("page retry arrived", extra={"feed": row["feed_url"], "outcome": (
             f"{row['url']}: score {article.score.score if article.score else 0:.1f}")})
         return True
 
-    def _recluster(self, article_id: int, cluster_id: int | None, sig: bytes | None,
-                   fetched_at: datetime) -> None:
+    async def _recluster(self, article_id: int, cluster_id: int | None, sig: bytes | None,
+                         fetched_at: datetime) -> None:
         """The text arrived late: a story of its own until now, it may be a copy of another.
         An article that other copies already joined keeps its cluster."""
-        if cluster_id not in (None, article_id) or self.store.cluster_size(article_id) > 1:
+        if cluster_id not in (None, article_id) or \
+                await self._read(Store.cluster_size, article_id) > 1:
             return
-        clusters = self._cluster_index()
+        clusters = await self._cluster_index()
         clusters.discard(article_id)
-        self.store.set_clusters([(article_id, clusters.add(article_id, sig, fetched_at))])
+        await self._write(Store.set_clusters,
+                          [(article_id, clusters.add(article_id, sig, fetched_at))])
 
     async def _extract(self, url: str) -> Page:
         """Fetch and extract one page. It waits for its host's turn first and only then for a
@@ -459,3 +478,14 @@ class Pipeline:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         self._retired = self.executor = None
+        self._writes.shutdown(wait=True)  # the writes begun are finished
+        self._reads.shutdown(wait=True, cancel_futures=True)
+        self._writer.close()
+        self._reader.close()
+
+
+def _load_clusters(store: Store, since: datetime) -> Clusters:
+    clusters = Clusters()
+    for article_id, cluster_id, sig, fetched in store.signatures_since(since):
+        clusters.add(article_id, sig, fetched, cluster_id)
+    return clusters

@@ -218,7 +218,7 @@ def test_worker_pool_is_recycled_without_losing_work(project, web, page_html, mo
     assert rows(project.db, "SELECT count(*) FROM articles WHERE extract_error IS NULL") == [(8,)]
 
 
-def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog):
+def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog, tmp_path):
     """A crash in a parser (here the worker simply exits) fails that one job; the next job
     runs in a new pool."""
     import asyncio
@@ -228,9 +228,11 @@ def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog):
 
     from monitor.config import Settings
     from monitor.pipeline import Pipeline
+    from monitor.store import Store
 
     async def run() -> None:
-        pipeline = Pipeline(Settings(extract_workers=2), None, None, None)  # type: ignore[arg-type]
+        store = Store(tmp_path / "t.db")
+        pipeline = Pipeline(Settings(extract_workers=2), None, store, None)  # type: ignore[arg-type]
         try:
             try:
                 await pipeline._in_worker(partial(os._exit, 1), "the crashing page")
@@ -241,6 +243,7 @@ def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog):
             assert await pipeline._in_worker(partial(abs, -3), "the next page") == 3
         finally:
             pipeline.close()
+            store.close()
 
     asyncio.run(run())
     assert "worker process died; pool replaced" in caplog.text
