@@ -10,6 +10,7 @@ from .errors import (
     FetchError,
     Interrupted,
     InvalidLink,
+    MailError,
     MonitorError,
     ParseError,
     SetAside,
@@ -22,6 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyRunning", "Article", "Blocked", "ConfigError", "CycleSummary", "Entry",
     "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Interrupted", "InvalidLink",
-    "Match", "Monitor", "MonitorError", "ParseError", "Paths", "Score", "SetAside", "Settings",
-    "StorageError", "TooLarge", "make_monitor",
+    "MailError", "Match", "Monitor", "MonitorError", "ParseError", "Paths", "Score", "SetAside",
+    "Settings", "StorageError", "TooLarge", "make_monitor",
 ]

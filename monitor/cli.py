@@ -7,9 +7,9 @@ import logging
 import signal
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -149,7 +149,7 @@ def explain(ctx: click.Context, article: str, fmt: str) -> None:
     monitor = _open(ctx, need_feeds=False)
     row = monitor.explain(article)
     if row is None:
-        click.echo(f"error: no article {article!r} in {monitor.store.path}", err=True)
+        click.echo(f"error: no article {article!r} in {monitor.database}", err=True)
         ctx.exit(1)
     s = row["explanation"]
     if fmt == "json":
@@ -310,7 +310,7 @@ def feeds_remove(ctx: click.Context, url: str) -> None:
 def feeds_enable(ctx: click.Context, url: str) -> None:
     """Poll a feed again after it answered 410 Gone."""
     monitor = _open(ctx.parent, need_feeds=False)
-    if not monitor.store.revive_feed(url):
+    if not monitor.revive_feed(url):
         click.echo(f"error: {url} is not in the database", err=True)
         ctx.exit(1)
     click.echo(f"{url} will be polled again")
@@ -401,17 +401,16 @@ def demo(ctx: click.Context, fmt: str | None) -> None:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
         try:
-            monitor.config.feeds = [FeedConfig(url=url, name=name)
-                                    for name, url in server.feed_urls]
+            monitor.reload(replace(monitor.config, feeds=[
+                FeedConfig(url=url, name=name) for name, url in server.feed_urls]))
             click.echo(f"demo: serving {len(server.feed_urls)} sample feeds on {server.base}",
                        err=True)
             click.echo("demo: " + _run_poll(monitor, len(server.feed_urls), allow_private=True),
                        err=True)
             click.echo("demo: second poll (nothing changed): "
                        + monitor.poll_once(allow_private=True).line(), err=True)
-            day = server.now.astimezone(ZoneInfo(monitor.settings.timezone)).date()
             fmt = fmt or ("term" if sys.stdout.isatty() else "text")
-            click.echo(monitor.render_digest(day, fmt), nl=False)
+            click.echo(monitor.render_digest(monitor.today(), fmt), nl=False)
         finally:
             monitor.close()
 

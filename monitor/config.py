@@ -102,6 +102,9 @@ class EmailSettings(BaseModel):
     to: list[str] = Field([], description="recipients")
 
 
+RESTART_SETTINGS = frozenset({"database"})  # a running service applies every other one live
+
+
 class Settings(BaseModel):
     """Every setting, its default and what it does. config/settings.yaml overrides any of them."""
 

@@ -8,7 +8,7 @@ import gc
 import json
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,38 @@ class Monitor:
     def settings(self) -> Settings:
         return self.config.settings
 
+    @property
+    def database(self) -> Path:
+        return self.store.path
+
+    def enabled_feeds(self) -> dict[str, FeedConfig]:
+        return {f.url: f for f in self.config.feeds if f.enabled}
+
+    def reload(self, config: Config) -> list[str]:
+        """Take a new, validated configuration; returns the names of the settings that
+        changed. The database stays open on the file it was opened on (RESTART_SETTINGS)."""
+        old, self.config = self.config.settings, config
+        return [name for name in Settings.model_fields
+                if getattr(old, name) != getattr(config.settings, name)]
+
+    def sync_feeds(self) -> dict[str, dict[str, Any]]:
+        """The feeds table made to match the configuration; every row, by URL."""
+        self.store.sync_feeds(self.config.feeds)
+        return {r["url"]: r for r in self.store.feeds()}
+
+    def revive_feed(self, url: str) -> bool:
+        return self.store.revive_feed(url)
+
+    @contextmanager
+    def apart(self) -> Iterator[Monitor]:
+        """This monitor on a connection of its own, for work in another thread (the service's
+        daily digest): a connection is never shared between threads."""
+        other = Monitor(self.paths, self.config, Store(self.store.path), self.clock)
+        try:
+            yield other
+        finally:
+            other.close()
+
     def close(self) -> None:
         self.store.close()
 
@@ -98,8 +130,10 @@ class Monitor:
     async def _cycle(pipeline: Pipeline, feeds: list[FeedConfig],
                      on_result: Callable[[FeedResult], None] | None) -> CycleSummary:
         """The feeds, then the pages whose retry is due."""
+        bugs = pipeline.bugs
         summary = await pipeline.poll(feeds, on_result)
         summary.retried, summary.recovered = await pipeline.retry_pages()
+        summary.bugs = pipeline.bugs - bugs
         return summary
 
     @asynccontextmanager
@@ -142,7 +176,18 @@ class Monitor:
         return report.title
 
     def check_feed(self, url: str, first_page: bool = True) -> FeedCheck:
-        return asyncio.run(check_feed(self.settings, self.config.rules, url, first_page))
+        """One feed through the pipeline's steps, nothing stored; parsing and extraction in a
+        thread (one page does not pay for starting the worker processes)."""
+        async def run() -> FeedCheck:
+            settings = self.settings.model_copy(update={"extract_workers": 1})
+            async with Fetcher(settings) as fetcher:
+                pipeline = Pipeline(settings, self.config.rules, self.store, fetcher,
+                                    self.clock)
+                try:
+                    return await check_feed(pipeline, url, first_page, self.clock())
+                finally:
+                    pipeline.close()
+        return asyncio.run(run())
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -257,10 +302,13 @@ def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:
             continue
         try:
             row = json.loads(line)
-            s = score(rules, str(row.get("title") or ""), str(row.get("text") or ""))
-        except (ValueError, AttributeError) as exc:
-            yield json.dumps({"line": n, "error": f"not a JSON object: {exc}"})
+        except ValueError as exc:
+            yield json.dumps({"line": n, "error": f"not JSON: {exc}"})
             continue
+        if not isinstance(row, dict):
+            yield json.dumps({"line": n, "error": f"not a JSON object: {type(row).__name__}"})
+            continue
+        s = score(rules, str(row.get("title") or ""), str(row.get("text") or ""))
         yield json.dumps({"id": row.get("id"), "score": s.score, "flagged": s.flagged,
                           "matches": [m.as_dict() for m in s.matches], "tags": s.tags,
                           "reason": s.reason}, ensure_ascii=False)

@@ -10,6 +10,7 @@
     ├── ParseError         bytes that are not a feed (carries url)
     ├── ExtractError       a page that yields no article text (carries url)
     ├── StorageError       the database refused a write (disk full, locked too long)
+    ├── MailError          the digest could not be emailed (settings, SMTP)
     ├── AlreadyRunning     another service holds the database lock
     └── Interrupted        SIGTERM or SIGINT stopped a one-shot command (carries the signal)
 
@@ -91,6 +92,10 @@ class ExtractError(ParseError):
 
 
 class StorageError(MonitorError):
+    pass
+
+
+class MailError(MonitorError):
     pass
 
 

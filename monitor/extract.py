@@ -10,6 +10,7 @@ import warnings
 from datetime import UTC, datetime
 
 import trafilatura
+from lxml import etree
 
 from .errors import ExtractError
 from .models import Page
@@ -84,7 +85,9 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
         doc = trafilatura.bare_extraction(
             html, url=url, fast=fast, include_comments=False, include_tables=True,
             with_metadata=True, deduplicate=False)
-    except Exception as exc:  # trafilatura raises many kinds on hostile markup
+    except (ValueError, LookupError, UnicodeError, RecursionError, etree.LxmlError) as exc:
+        # what lxml and trafilatura raise on hostile markup; anything else (a TypeError after
+        # an API change) is a bug that must show, not a page without text
         raise ExtractError(url, f"extraction failed: {type(exc).__name__}") from None
     if doc is None or not (doc.text or "").strip():
         raise ExtractError(url, "no article text found")

@@ -135,14 +135,8 @@ class Fetcher:
     """
 
     def __init__(self, settings: Settings, *, allow_private: bool | None = None) -> None:
-        self.settings = settings
-        self.allow_private = settings.allow_private_addresses if allow_private is None \
-            else allow_private
-        self._global = asyncio.Semaphore(settings.concurrency)
-        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(settings.per_host_limit))
-        self._timeout = httpx.Timeout(settings.read_timeout,
-                                      connect=settings.connect_timeout).as_dict()
+        self._allow_private = allow_private  # an explicit choice wins over the setting
+        self.reconfigure(settings)
         # Pools are keyed by origin *and* trust: a kept-alive connection opened for a trusted
         # feed URL must never carry a request for an untrusted link, or the address check
         # (made when a connection opens) would be skipped.
@@ -150,6 +144,24 @@ class Fetcher:
         self._closing: set[asyncio.Task[None]] = set()  # evicted pools being closed
         self._strikes: dict[str, int] = {}  # host -> failures in a row without an answer
         self._aside: dict[str, tuple[float, str]] = {}  # host -> (until, on the loop's clock; why)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Settings for the requests from now on (a reload); those in flight finish under the
+        ones they started with. Idle connections are closed when the per-host limit changes."""
+        old: Settings | None = getattr(self, "settings", None)
+        self.settings = settings
+        self.allow_private = settings.allow_private_addresses if self._allow_private is None \
+            else self._allow_private
+        self._timeout = httpx.Timeout(settings.read_timeout,
+                                      connect=settings.connect_timeout).as_dict()
+        if old is None or old.concurrency != settings.concurrency:
+            self._global = asyncio.Semaphore(settings.concurrency)
+        if old is None or old.per_host_limit != settings.per_host_limit:
+            limit = settings.per_host_limit
+            self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
+                lambda: asyncio.Semaphore(limit))
+            if old is not None:
+                self._evict(room_for=MAX_POOLS)  # pools are sized by the limit
 
     async def __aenter__(self) -> Fetcher:
         return self

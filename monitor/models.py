@@ -37,6 +37,7 @@ class Page:
     published: datetime | None = None
     language: str | None = None
     signature: bytes | None = None  # MinHash of the text, for near-duplicate clustering
+    score: Score | None = None  # the entry's article scored, in the worker that extracted it
 
 
 class Match(NamedTuple):  # a tuple: articles carry dozens, built in the scorer's hot loop
@@ -99,6 +100,7 @@ class CycleSummary:
     seconds: float = 0.0
     retried: int = 0  # pages tried again this cycle
     recovered: int = 0  # of which the text arrived
+    bugs: int = 0  # unexpected exceptions (logged with their traceback): a bug to report
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -116,4 +118,6 @@ class CycleSummary:
                 f"{self.count('unchanged')} unchanged; {self.new_articles} new articles, "
                 f"{self.flagged} flagged"
                 + (f"; {self.recovered} of {self.retried} pages retried arrived"
-                   if self.retried else "") + f" in {self.seconds:.1f}s")
+                   if self.retried else "")
+                + (f"; {self.bugs} internal errors (see the log)" if self.bugs else "")
+                + f" in {self.seconds:.1f}s")

@@ -29,8 +29,8 @@ from .config import FeedConfig, Settings
 from .digest.cluster import Clusters, signature
 from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageError
 from .feeds import parse_feed
-from .fetch import Fetcher
-from .models import Article, CycleSummary, Entry, FeedResult, Page
+from .fetch import Fetcher, Response
+from .models import Article, CycleSummary, Entry, FeedResult, Page, ParsedFeed
 from .retry import retry_at
 from .schedule import next_poll_at
 from .scoring import Rules, score
@@ -103,14 +103,25 @@ def _ready(_: int) -> int:
 
 
 def extract_job(content: bytes, url: str, content_type: str, charset: str | None,
-                fast: bool) -> Page:
-    """A page's job in a worker: its text, and the signature that clusters its copies.
+                fast: bool, rules: Rules | None = None, entry: Entry | None = None) -> Page:
+    """A page's job in a worker: its text, the signature that clusters its copies, and with
+    *rules* its score as the entry's article (scoring is CPU work too: not on the loop).
     Imported here, not at the top, so that the main process never loads trafilatura when
     extraction runs in workers."""
     from .extract import extract_page
 
     page = extract_page(content, url, content_type, charset, fast)
-    return replace(page, signature=signature(page.text))
+    page = replace(page, signature=signature(page.text))
+    if rules is not None and entry is not None:
+        page = replace(page, score=score(rules, article_title(entry, page), page.text))
+    return page
+
+
+def article_title(entry: Entry, page: Page | None) -> str:
+    """The feed's title, unless it is missing or only the link; then the page's."""
+    if entry.title and entry.title != entry.url:
+        return entry.title
+    return page.title if page and page.title else entry.title
 
 
 class Pipeline:
@@ -133,15 +144,38 @@ class Pipeline:
         # their number follows the workers, not the connections: 16 fetches per worker keep
         # one extracting 80 pages a second busy through 200 ms of latency; two more queue.
         self._workers = settings.extract_workers or os.cpu_count() or 1
-        self._page_slots = asyncio.Semaphore(
-            min(settings.concurrency, PAGES_PER_WORKER * self._workers) + 2 * self._workers)
-        self._feed_slots = asyncio.Semaphore(FEEDS_PER_REQUEST * settings.concurrency)
+        self._slots(settings)
         self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
-        self._bugs: set[tuple[str, str, str]] = set()  # internal errors logged, per feed
+        self._bugs: set[tuple[str, str]] = set()  # kinds of internal error already logged
+        self.bugs = 0  # internal errors so far
         self._clusters: Clusters | None = None  # loaded on first use
         self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
         self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
         self._jobs = 0  # given to this pool
+
+    def _slots(self, settings: Settings) -> None:
+        self._page_slots = asyncio.Semaphore(
+            min(settings.concurrency, PAGES_PER_WORKER * self._workers) + 2 * self._workers)
+        self._feed_slots = asyncio.Semaphore(FEEDS_PER_REQUEST * settings.concurrency)
+
+    def reconfigure(self, settings: Settings, rules: Rules) -> None:
+        """A reload: new rules and settings for what starts from now on. Work in flight
+        finishes as it began; a new number of workers replaces the pool (the old one finishes
+        its queued jobs first)."""
+        old, self.settings, self.rules = self.settings, settings, rules
+        self.fetcher.reconfigure(settings)
+        workers = settings.extract_workers or os.cpu_count() or 1
+        resized = (old.concurrency, self._workers) != (settings.concurrency, workers)
+        if workers != self._workers:
+            self._workers, retired = workers, self.executor
+            self.executor = make_executor(workers)
+            self._started, self._jobs = None, 0
+            if retired is not None and self.executor is not None and self._retired is None:
+                self._retired = retired  # shut down before the next pool starts
+            elif retired is not None:
+                retired.shutdown(wait=False)  # its running jobs still finish
+        if resized:
+            self._slots(settings)
 
     async def _write(self, method: Callable[..., T], *args: Any) -> T:
         """A Store method on the writing connection, in the writing thread. Once begun it runs
@@ -166,12 +200,13 @@ class Pipeline:
                    on_result: Callable[[FeedResult], None] | None = None) -> CycleSummary:
         started = asyncio.get_running_loop().time()
         summary = CycleSummary()
+        bugs = self.bugs
 
         async def one(feed: FeedConfig) -> None:
             try:
                 result = await self.poll_feed(feed)
-            except Exception as exc:  # a bug: logged once with its traceback; others go on
-                log.exception("poll raised", extra={"feed": feed.url})
+            except Exception as exc:  # a bug past poll_feed's own handling; others go on
+                self._log_bug(feed.url, exc)
                 result = FeedResult(url=feed.url, status="failed",
                                     error=f"internal error: {type(exc).__name__}")
             summary.results.append(result)
@@ -180,6 +215,7 @@ class Pipeline:
 
         await asyncio.gather(*(one(f) for f in feeds))
         summary.seconds = asyncio.get_running_loop().time() - started
+        summary.bugs = self.bugs - bugs
         return summary
 
     async def poll_feed(self, feed: FeedConfig) -> FeedResult:
@@ -257,12 +293,7 @@ class Pipeline:
         if digest == row.get("content_hash"):
             result.status = "unchanged"  # same bytes without a 304: nothing to re-parse
             return validators
-        try:
-            parsed = await self._in_worker(partial(
-                parse_feed, response.content, feed.url, content_type=response.content_type,
-                fetched=now, max_entries=self.settings.max_entries_per_feed), feed.url)
-        except BrokenProcessPool:
-            raise ParseError(feed.url, "the worker process died parsing this feed") from None
+        parsed = await self.parse(feed.url, response, now)
         result.warning = parsed.warning
         entries = await self._new_entries(parsed.entries)
         tasks = [asyncio.create_task(self._article(e, feed)) for e in entries]
@@ -291,15 +322,19 @@ class Pipeline:
             return {"title": parsed.title, "moved_to": response.moved_to}
         return {**validators, "content_hash": digest, "title": parsed.title}
 
-    def _log_bug(self, feed_url: str, exc: Exception) -> None:
-        """The traceback once per feed and kind of error, not on every poll."""
-        key = (feed_url, type(exc).__name__, str(exc)[:200])
+    def _log_bug(self, feed_url: str, exc: Exception, page: str | None = None) -> None:
+        """An unexpected exception: counted, and its traceback logged once per kind (type and
+        message), then one line each time."""
+        self.bugs += 1
+        key = (type(exc).__name__, str(exc)[:80])
+        what = f"{page}: " if page else ""
         if key in self._bugs:
-            log.error("poll failed again (internal error)", extra={
-                "feed": feed_url, "outcome": f"{type(exc).__name__}: {str(exc)[:200]}"})
+            log.error("internal error again", extra={
+                "feed": feed_url, "outcome": f"{what}{type(exc).__name__}: {str(exc)[:200]}"})
         else:
             self._bugs.add(key)
-            log.error("poll raised", exc_info=exc, extra={"feed": feed_url})
+            log.error("internal error (a bug: please report it)", exc_info=exc,
+                      extra={"feed": feed_url, "outcome": what.rstrip(": ")})
 
     async def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
         """Put each new article in the cluster of an earlier copy of the same story."""
@@ -345,12 +380,15 @@ class Pipeline:
             error = "entry has no link"
         elif self.settings.fetch_articles:
             try:
-                page = await self._extract(entry.url)
+                page = await self._extract(entry.url, entry)
             except (FetchError, ExtractError) as exc:
                 error = exc.reason
                 again = retry_at(exc, self.clock(), 1, self.settings.page_retry_delays)
                 log.info("page kept as summary", extra={"feed": feed.url, "outcome": (
                     f"{entry.url}: {error}" + ("; will retry" if again else ""))})
+            except Exception as exc:  # a bug (ours or a library's): this page only
+                error = f"internal error: {type(exc).__name__}"
+                self._log_bug(feed.url, exc, entry.url)
         else:
             error = "article fetching is off"
         return replace(self._article_from(entry, page, feed.language), extract_error=error,
@@ -358,13 +396,14 @@ class Pipeline:
 
     def _article_from(self, entry: Entry, page: Page | None, language: str | None) -> Article:
         text = page.text if page else entry.summary
-        title = entry.title if entry.title and entry.title != entry.url else \
-            (page.title if page and page.title else entry.title)
+        title = article_title(entry, page)
         return Article(entry=entry, text=text, title=title,
                        author=entry.author or (page.author if page else None),
                        published=entry.published or (page.published if page else None),
                        language=(page.language if page else None) or language,
-                       extract_error=None, score=score(self.rules, title, text),
+                       extract_error=None,
+                       score=page.score if page and page.score else score(self.rules, title,
+                                                                          text),
                        signature=page.signature if page else signature(text))
 
     async def retry_pages(self, limit: int = 1000) -> tuple[int, int]:
@@ -375,8 +414,12 @@ class Pipeline:
         return len(rows), sum(outcomes)
 
     async def _retry(self, row: dict[str, Any]) -> bool:
+        published = datetime.fromisoformat(row["published"]) if row["published"] else None
+        entry = Entry(feed_url=row["feed_url"], guid=row["guid"], url=row["url"],
+                      title=row["title"] or "", summary="", author=row["author"],
+                      published=published)
         try:
-            page = await self._extract(row["url"])
+            page = await self._extract(row["url"], entry)
         except (FetchError, ExtractError) as exc:
             tries = (row["page_tries"] or 0) + 1
             again = retry_at(exc, self.clock(), tries, self.settings.page_retry_delays)
@@ -384,10 +427,11 @@ class Pipeline:
                 f"{row['url']}: {exc.reason}" + ("; will retry" if again else "; giving up"))})
             await self._write(Store.retry_failed, row["id"], exc.reason, again)
             return False
-        published = datetime.fromisoformat(row["published"]) if row["published"] else None
-        entry = Entry(feed_url=row["feed_url"], guid=row["guid"], url=row["url"],
-                      title=row["title"] or "", summary="", author=row["author"],
-                      published=published)
+        except Exception as exc:  # a bug: given up on, not tried on every cycle
+            self._log_bug(row["feed_url"], exc, row["url"])
+            await self._write(Store.retry_failed, row["id"],
+                              f"internal error: {type(exc).__name__}", None)
+            return False
         article = self._article_from(entry, page, row["language"])
         await self._write(Store.page_arrived, article, row["id"], self.clock())
         fetched = datetime.fromisoformat(row["fetched_at"]).replace(tzinfo=UTC)
@@ -408,27 +452,46 @@ class Pipeline:
         await self._write(Store.set_clusters,
                           [(article_id, clusters.add(article_id, sig, fetched_at))])
 
-    async def _extract(self, url: str) -> Page:
+    async def parse(self, url: str, response: Response, now: datetime) -> ParsedFeed:
+        """A fetched feed's entries, parsed in a worker (a large feed never holds the loop)."""
+        try:
+            return await self._in_worker(partial(
+                parse_feed, response.content, url, content_type=response.content_type,
+                fetched=now, max_entries=self.settings.max_entries_per_feed), url)
+        except BrokenProcessPool:
+            raise ParseError(url, "the worker process died parsing this feed") from None
+
+    async def page(self, entry: Entry) -> Page:
+        """An entry's page fetched, extracted and scored, as a new entry's page is."""
+        assert entry.url
+        return await self._extract(entry.url, entry)
+
+    def article(self, entry: Entry, page: Page | None, language: str | None) -> Article:
+        """An entry with its page's text (or its summary), title and metadata, scored."""
+        return self._article_from(entry, page, language)
+
+    async def _extract(self, url: str, entry: Entry | None = None) -> Page:
         """Fetch and extract one page. It waits for its host's turn first and only then for a
         page slot, so the slots (and behind them the workers) are spent on hosts that have
         room: one site's hundred pages wait in that site's queue, not in everyone's."""
+        slots = self._page_slots  # the one released below, even if a reload replaces it
         async with self.fetcher.turn(url):
-            await self._page_slots.acquire()
+            await slots.acquire()
             try:
                 response = await self.fetcher.get(
                     url, max_bytes=self.settings.max_page_bytes, accept=PAGE_ACCEPT,
                     turn_held=True)
             except BaseException:
-                self._page_slots.release()
+                slots.release()
                 raise
         try:  # the slot is held until the text is out: fetched pages wait in memory
             return await self._in_worker(partial(
                 extract_job, response.content, response.url, response.content_type,
-                response.charset, self.settings.extract_fast), url)
+                response.charset, self.settings.extract_fast, self.rules, entry), url)
         except BrokenProcessPool:
             raise ExtractError(url, "the worker process died on this page") from None
         finally:
-            self._page_slots.release()
+            slots.release()
 
     async def _in_worker(self, job: Callable[[], T], what: str) -> T:
         """Run a pure, CPU-bound job in the worker pool, or in a thread when there is none.

@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from .config import FeedConfig
+from . import logs
+from .config import RESTART_SETTINGS, FeedConfig
 from .core import Monitor, load_config
 from .errors import AlreadyRunning, ConfigError, MonitorError
 
@@ -64,7 +65,7 @@ class Lock:
 class Service:
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
-        self.lock = Lock(monitor.store.path)
+        self.lock = Lock(monitor.database)
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # feed URL -> its poll in flight
         self.stamps = self._stamps()
         self.stopping = asyncio.Event()
@@ -94,7 +95,7 @@ class Service:
                                    id="retries", max_instances=1, coalesce=True)
             self._schedule_digest()
             log.info("service started", extra={"outcome": f"{len(self._feeds())} feeds, "
-                                                          f"database {self.monitor.store.path}"})
+                                                          f"database {self.monitor.database}"})
             await self.stopping.wait()
             self.scheduler.shutdown(wait=False)
             await self._finish_in_flight()
@@ -118,17 +119,16 @@ class Service:
     # -- feeds -------------------------------------------------------------------------------
 
     def _feeds(self) -> dict[str, FeedConfig]:
-        return {f.url: f for f in self.monitor.config.feeds if f.enabled}
+        return self.monitor.enabled_feeds()
 
     def _schedule_all(self) -> None:
-        self.monitor.store.sync_feeds(self.monitor.config.feeds)
-        rows = {r["url"]: r for r in self.monitor.store.feeds()}
+        rows = self.monitor.sync_feeds()
         feeds = self._feeds()
         for job in self.scheduler.get_jobs():
             if job.id.startswith("feed:") and job.id[5:] not in feeds:
                 job.remove()
                 log.info("feed unscheduled", extra={"feed": job.id[5:]})
-        now = datetime.now(UTC)
+        now = self.monitor.clock()
         for url in feeds:
             row = rows.get(url, {})
             if row.get("gone_at"):
@@ -158,7 +158,7 @@ class Service:
                 result = await self.pipeline.poll_feed(feed)
             except Exception:  # a bug, not an expected failure: log once, keep serving
                 log.exception("poll raised", extra={"feed": url})
-                self._schedule(url, datetime.now(UTC) + timedelta(
+                self._schedule(url, self.monitor.clock() + timedelta(
                     seconds=feed.interval or self.monitor.settings.default_interval))
                 return
             if result.next_poll_at is not None and not self.stopping.is_set() \
@@ -206,19 +206,29 @@ class Service:
                       extra={"outcome": str(exc)})
             return
         old = self.monitor.config
-        self.monitor.config = config
-        self.pipeline.rules = config.rules
-        self.pipeline.settings = config.settings
+        changed = self.monitor.reload(config)
+        self.pipeline.reconfigure(config.settings, config.rules)
+        if "log_format" in changed:
+            logs.setup(logging.getLogger("monitor").level,
+                       as_json=config.settings.log_format == "json")
         added = set(self._feeds()) - {f.url for f in old.feeds if f.enabled}
         self._schedule_all()
-        if config.settings.digest_time != old.settings.digest_time or \
-                config.settings.timezone != old.settings.timezone:
+        if {"digest_time", "timezone"} & set(changed):
             self._schedule_digest()
         log.info("configuration reloaded", extra={
             "outcome": f"{len(self._feeds())} feeds ({len(added)} new), "
-                       f"{len(config.rules.concepts)} concepts"})
+                       f"{len(config.rules.concepts)} concepts"
+                       + (f"; settings changed: {', '.join(changed)}" if changed else "")})
+        later = sorted(RESTART_SETTINGS & set(changed))
+        if later:
+            log.warning("settings that take effect at the next start", extra={
+                "outcome": f"{', '.join(later)}: restart the service to apply"})
 
     # -- digest ------------------------------------------------------------------------------
+
+    def _write_digest(self, day: date) -> list[Path]:
+        with self.monitor.apart() as monitor:  # in a thread: a connection of its own
+            return monitor.write_daily_digest(day)
 
     def _schedule_digest(self) -> None:
         s = self.monitor.settings
@@ -231,7 +241,7 @@ class Service:
     async def _digest_job(self) -> None:
         try:
             day = self.monitor.today() - timedelta(days=1)
-            written = await asyncio.to_thread(self.monitor.write_daily_digest, day)
+            written = await asyncio.to_thread(self._write_digest, day)
             log.info("digest written", extra={"outcome": ", ".join(str(p) for p in written)})
         except MonitorError as exc:
             log.error("digest failed", extra={"outcome": str(exc)})

@@ -98,7 +98,7 @@ def test_public_api():
     assert sorted(monitor.__all__) == [
         "AlreadyRunning", "Article", "Blocked", "ConfigError", "CycleSummary", "Entry",
         "ExtractError", "FeedConfig", "FeedResult", "FetchError", "Interrupted", "InvalidLink",
-        "Match", "Monitor", "MonitorError", "ParseError", "Paths", "Score", "SetAside",
+        "MailError", "Match", "Monitor", "MonitorError", "ParseError", "Paths", "Score", "SetAside",
         "Settings", "StorageError", "TooLarge", "make_monitor"]
 
 

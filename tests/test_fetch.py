@@ -138,7 +138,7 @@ def test_a_server_that_never_answers_times_out_on_reading():
         listener.close()
     reason, took = started
     assert reason == "timed out (ReadTimeout)"
-    assert 0.4 < took < 5
+    assert 0.4 < took < 25  # the read timeout, well before the 30-s deadline
 
 
 async def _timed_failure(settings: Settings, url: str) -> tuple[str, float]:

@@ -9,13 +9,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from ..config import EmailSettings
-from ..errors import MonitorError
+from ..errors import MailError
 
 PASSWORD_ENV = "MONITOR_SMTP_PASSWORD"
-
-
-class MailError(MonitorError):
-    pass
 
 
 def build_message(email: EmailSettings, subject: str, text: str, html: str) -> EmailMessage:

@@ -7,13 +7,16 @@ returns, so a concept saturates and a long text gains nothing for being long.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 
 from ..models import Match, Score
 from .rules import Rules, Term
 from .text import normalize
 
+log = logging.getLogger("monitor.scoring")
 USER_REGEX_TIMEOUT = 0.05  # seconds per pattern and field
+_TIMED_OUT: set[str] = set()  # patterns already reported: once each, not per article
 MAX_OCCURRENCES = 12
 TAG_ONLY = frozenset({"tag"})  # per concept; later ones add less than 0.03%
 
@@ -36,8 +39,13 @@ def find_terms(rules: Rules, field_text: str) -> Counter[Term]:
     for compiled, term in rules.user_regex:
         try:
             hits = len(compiled.findall(field_text[:200_000], timeout=USER_REGEX_TIMEOUT))
-        except TimeoutError:
-            continue  # a slow user pattern counts as no match rather than hanging the poll
+        except TimeoutError:  # counts as no match rather than hanging the poll
+            if compiled.pattern not in _TIMED_OUT:
+                _TIMED_OUT.add(compiled.pattern)
+                log.warning("keyword regex hit its time limit; counted as no match", extra={
+                    "outcome": f"concept {term.concept.name}: {compiled.pattern[:200]!r} "
+                               f"(over {USER_REGEX_TIMEOUT:g}s on one field)"})
+            continue
         if hits:
             found[term] += hits
     return found

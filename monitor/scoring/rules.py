@@ -6,6 +6,7 @@ run with a time bound, so one bad pattern cannot hang the service.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -128,6 +129,27 @@ class Rules:
     concepts: dict[str, Concept]
     matcher: Matcher
     user_regex: list[tuple[Any, Term]] = field(default_factory=list)
+    spec: RuleSpec | None = None  # what they were compiled from: how they reach the workers
+    version: str = ""  # a digest of spec: a worker compiles each version once
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the matcher (a Rust automaton) does not pickle; the spec does, and a worker keeps
+        # what it compiled from it by version, so a page's job carries rules at little cost
+        if self.spec is None:
+            raise TypeError("Rules compiled without their spec cannot cross processes")
+        return (_compiled, (self.version, self.spec))
+
+
+_COMPILED: dict[str, Rules] = {}  # in a worker: rules by version (a reload adds one)
+
+
+def _compiled(version: str, spec: RuleSpec) -> Rules:
+    rules = _COMPILED.get(version)
+    if rules is None:
+        if len(_COMPILED) > 4:
+            _COMPILED.clear()
+        rules = _COMPILED[version] = compile_rules(spec)
+    return rules
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -183,7 +205,8 @@ def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules
         require=[dict(r) for r in spec.require] if isinstance(spec.require, list)
         else [dict(spec.require)], fields=dict(spec.fields),
         lead_chars=spec.lead_chars, repeat=spec.repeat, concepts=concepts,
-        matcher=Matcher(merged), user_regex=user)
+        matcher=Matcher(merged), user_regex=user, spec=spec,
+        version=hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16])
 
 
 _NESTED = regex.compile(r"\((?:[^()]|\\.)*[+*}](?:[^()]|\\.)*\)\s*[+*{]")

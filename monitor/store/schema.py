@@ -75,8 +75,6 @@ def m006_signatures_from_word_hashes(db: Database) -> None:
     """Signatures are now mixed from per-word hashes (about half the CPU), and a new one never
     matches an old one: recompute those stored, so that a story stored before the upgrade
     still gathers its later copies."""
-    from ..digest.cluster import signature  # the one place that makes them
-
     last = 0
     while True:
         rows = db.execute("SELECT id, text FROM articles WHERE id > ? AND signature IS NOT NULL "
@@ -84,8 +82,40 @@ def m006_signatures_from_word_hashes(db: Database) -> None:
         if not rows:
             return
         db.conn.executemany("UPDATE articles SET signature = ? WHERE id = ?",
-                            [(signature(text or ""), i) for i, text in rows])
+                            [(_m006_signature(text or ""), i) for i, text in rows])
         last = rows[-1][0]
+
+
+def _m006_signature(text: str) -> bytes | None:
+    """The signature scheme m006 moved to, frozen here as it was then: a migration must compute
+    the same thing whenever it runs, whatever digest.cluster.signature becomes later. (Its
+    MinHash permutations come from datasketch's fixed seed 1, as then.)"""
+    import unicodedata
+    import zlib
+
+    import numpy as np
+    from datasketch import MinHash
+
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    for old, new in [("’", "'"), ("‘", "'"), ("`", "'"), ("“", '"'), ("”", '"'),
+                     ("\u00ad", "")] + [(c, " ") for c in "-‐‑‒–—―_/·•"]:
+        text = text.replace(old, new)
+    words = text.split()
+    if len(words) < 30:
+        return None
+    word_hash = {w: zlib.crc32(w.encode()) for w in set(words)}
+    h = np.fromiter(map(word_hash.__getitem__, words), dtype=np.uint64, count=len(words))
+    mix = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                    0xD6E8FEB86659FD93], dtype=np.uint64)
+    n = len(words) - 3
+    mixed = h[:n] * mix[0]
+    for k in range(1, 4):
+        mixed ^= h[k:k + n] * mix[k]
+    m = MinHash(num_perm=64, hashfunc=int)
+    m.update_batch((mixed >> np.uint64(32)).tolist())
+    return m.hashvalues.astype(np.uint64).tobytes()
 
 
 @migrations()
