@@ -196,7 +196,29 @@ def check_config(ctx: click.Context) -> None:
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
-    click.echo(f"ok: {len(config.feeds)} feeds, {len(config.rules.concepts)} concepts")
+    click.echo(f"ok: {len(config.feeds)} feeds, {len(config.rules.concepts)} concepts, "
+               f"{len(config.settings.alerts)} alert rules")
+
+
+@cli.group()
+def alerts() -> None:
+    """Instant alerts (settings.yaml `alerts:`)."""
+
+
+@alerts.command("test")
+@click.pass_context
+def alerts_test(ctx: click.Context) -> None:
+    """Send a sample alert through every rule's every target and report each outcome."""
+    monitor = _open(ctx.parent, need_feeds=False)
+    if not monitor.settings.alerts:
+        click.echo("no alert rules in the settings (`alerts:`)", err=True)
+        ctx.exit(1)
+    failed = 0
+    for rule, target, error in monitor.test_alerts():
+        click.echo(f"{rule}: {target}: {'ok' if error is None else 'failed: ' + error}")
+        failed += error is not None
+    if failed:
+        ctx.exit(1)
 
 
 @cli.command()

@@ -105,6 +105,44 @@ class EmailSettings(BaseModel):
 RESTART_SETTINGS = frozenset({"database"})  # a running service applies every other one live
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(url: str) -> str:
+    """${NAME} replaced by the environment variable NAME: secrets stay out of YAML."""
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise ValueError(f"environment variable {m.group(1)} is not set")
+        return os.environ[m.group(1)]
+    return _ENV_REF.sub(value, url)
+
+
+def _notification_url(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise ValueError("expected an Apprise URL such as 'json://host/path' or "
+                         "'mailto://user:${MONITOR_SMTP_PASSWORD}@host?to=a@example.org'")
+    import apprise  # only when alerts are configured: it takes a fifth of a second
+
+    if not apprise.Apprise().add(expand_env(value)):
+        raise ValueError(f"not a notification URL Apprise knows: {value.split('://')[0]}://…")
+    return value  # kept with its ${NAME}s: expanded again when sending
+
+
+class AlertRule(BaseModel):
+    model_config = _STRICT
+    name: str | None = Field(None, description="how logs and the alerts table call it "
+                             "(default: rule N)")
+    urls: list[Annotated[str, BeforeValidator(_notification_url)]] = Field(
+        min_length=1, description="notification targets as Apprise URLs; ${NAME} takes a "
+        "secret from the environment")
+    min_score: float = Field(0.0, ge=0, description="flagged stories scoring at least this")
+    tags: list[str] = Field([], description="only stories tagged with one of these "
+                            "(vendor, technology, place or programme names)")
+    feeds: list[str] = Field([], description="only stories from these feeds (URL or name)")
+    max_per_hour: int = Field(10, ge=1, le=1000, description="alerts per hour; the rest of "
+                              "a burst goes out as one summary message")
+
+
 class Settings(BaseModel):
     """Every setting, its default and what it does. config/settings.yaml overrides any of them."""
 
@@ -154,6 +192,8 @@ class Settings(BaseModel):
                             "the current directory)")
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
     email: EmailSettings = Field(EmailSettings(), description="SMTP delivery of the digest")
+    alerts: list[AlertRule] = Field([], description="instant alerts: rules of urls, "
+                                    "min_score, tags, feeds, max_per_hour")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from . import alerts
 from .atomic import write_text
 from .check import FeedCheck, check_feed
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
@@ -107,10 +108,13 @@ class Monitor:
 
     def poll_once(self, on_result: Callable[[FeedResult], None] | None = None,
                   allow_private: bool | None = None) -> CycleSummary:
-        """One cycle. SIGTERM or SIGINT cancels it: writes in flight finish (they never
-        yield to the loop), the workers are shut down, and Interrupted is raised."""
-        return asyncio.run(_interruptible(self.poll_async(on_result,
-                                                          allow_private=allow_private)))
+        """One cycle, then the alerts that are due. SIGTERM or SIGINT cancels it: writes in
+        flight finish, the workers are shut down, and Interrupted is raised."""
+        async def cycle() -> CycleSummary:
+            summary = await self.poll_async(on_result, allow_private=allow_private)
+            summary.alerts_sent, summary.alerts_failed = await self.alert()
+            return summary
+        return asyncio.run(_interruptible(cycle()))
 
     async def poll_async(self, on_result: Callable[[FeedResult], None] | None = None,
                          feeds: Iterable[FeedConfig] | None = None,
@@ -118,6 +122,7 @@ class Monitor:
                          pipeline: Pipeline | None = None) -> CycleSummary:
         """Poll every enabled feed once, with *pipeline* (kept across polls) or a new one."""
         self.store.sync_feeds(self.config.feeds)
+        self.begin_alert_rules()
         gone = {r["url"] for r in self.store.feeds() if r.get("gone_at")}
         feeds = [f for f in (feeds if feeds is not None else self.config.feeds)
                  if f.enabled and f.url not in gone]
@@ -135,6 +140,16 @@ class Monitor:
         summary.retried, summary.recovered = await pipeline.retry_pages()
         summary.bugs = pipeline.bugs - bugs
         return summary
+
+    async def alert(self) -> tuple[int, int]:
+        """send_alerts() in a thread on its own connection: polling never waits for it."""
+        if not self.settings.alerts:
+            return 0, 0
+
+        def run() -> tuple[int, int]:
+            with self.apart() as monitor:
+                return monitor.send_alerts()
+        return await asyncio.to_thread(run)
 
     @asynccontextmanager
     async def pipeline(self, allow_private: bool | None = None) -> AsyncIterator[Pipeline]:
@@ -188,6 +203,65 @@ class Monitor:
                 finally:
                     pipeline.close()
         return asyncio.run(run())
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    def begin_alert_rules(self) -> None:
+        """Note when each alert rule began, before polling: it alerts on what is flagged from
+        then on (a rule added to an old archive does not alert on a year of stories)."""
+        for i, rule in enumerate(self.settings.alerts):
+            self.store.alert_rule_since(alerts.rule_name(rule, i), self.clock())
+
+    def send_alerts(self) -> tuple[int, int]:
+        """Plan the alerts of every rule for the stories flagged since it began, and deliver
+        those due (new ones, and failed ones whose next try has come). Blocking: callers on an
+        event loop run it in a thread, on a connection of its own (apart()). Returns (sent,
+        failed) deliveries."""
+        now = self.clock()
+        rules = {alerts.rule_name(r, i): r for i, r in enumerate(self.settings.alerts)}
+        for name, rule in rules.items():
+            since = self.store.alert_rule_since(name, now)
+            candidates = self.store.alert_candidates(name, since)
+            if candidates:
+                sent = self.store.alerts_sent_since(name, now - timedelta(hours=1))
+                self.store.add_alerts(alerts.plan(rule, name, candidates, sent, now).rows)
+        sent = failed = 0
+        for row in self.store.due_alerts(now):
+            rule = rules.get(row["rule"])
+            if rule is None:
+                self.store.alert_tried(row["id"], [], "rule no longer configured", now,
+                                       None, False)
+                continue
+            done = set(json.loads(row["delivered"] or "[]"))
+            delivered, errors = alerts.deliver(rule.urls, row["title"], row["body"], done)
+            error = "; ".join(errors) or None
+            retry = alerts.next_try(row["attempts"] + 1, now) if error else None
+            self.store.alert_tried(row["id"], delivered, error, now, retry, not error)
+            if error:
+                failed += 1
+                alerts.log.warning("alert not delivered", extra={"outcome": (
+                    f"{row['rule']}: {row['title'][:80]}: {error}; "
+                    + (f"next try at {retry:%H:%M:%S}" if retry else "given up"))})
+            else:
+                sent += 1
+        return sent, failed
+
+    def test_alerts(self) -> list[tuple[str, str, str | None]]:
+        """A sample through every rule's every target: (rule, target, error or None)."""
+        sample = {"id": 0, "story": 0, "title": "monitor: a test alert", "score": 12.0,
+                  "url": "https://example.org/monitor-test", "feed_url": "", "feed_name":
+                  "monitor alerts test", "tags": {"technology": ["facial recognition"]},
+                  "matches": [{"term": "facial recognition", "contribution": 6.0}],
+                  "text": "This is a test of the alert rules in config/settings.yaml. "
+                          "Nothing was flagged."}
+        title, body = alerts.story_message(sample)
+        out = []
+        for i, rule in enumerate(self.settings.alerts):
+            for n, url in enumerate(rule.urls):
+                delivered, errors = alerts.deliver([url], title, body, set())
+                out.append((alerts.rule_name(rule, i), f"target {n + 1} ({url.split('://')[0]})",
+                            errors[0] if errors else None))
+        return out
 
     # -- scoring -----------------------------------------------------------------------------
 

@@ -101,6 +101,8 @@ class CycleSummary:
     retried: int = 0  # pages tried again this cycle
     recovered: int = 0  # of which the text arrived
     bugs: int = 0  # unexpected exceptions (logged with their traceback): a bug to report
+    alerts_sent: int = 0
+    alerts_failed: int = 0  # tried again later, with backoff
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -114,10 +116,16 @@ class CycleSummary:
         return sum(r.flagged for r in self.results)
 
     def line(self) -> str:
-        return (f"{len(self.results)} feeds: {self.count('ok')} ok, {self.count('failed')} failed, "
-                f"{self.count('unchanged')} unchanged; {self.new_articles} new articles, "
-                f"{self.flagged} flagged"
-                + (f"; {self.recovered} of {self.retried} pages retried arrived"
-                   if self.retried else "")
-                + (f"; {self.bugs} internal errors (see the log)" if self.bugs else "")
+        extra = []
+        if self.retried:
+            extra.append(f"{self.recovered} of {self.retried} pages retried arrived")
+        if self.bugs:
+            extra.append(f"{self.bugs} internal errors (see the log)")
+        if self.alerts_sent or self.alerts_failed:
+            extra.append(f"{self.alerts_sent} alerts sent" + (
+                f", {self.alerts_failed} not delivered (tried again later)"
+                if self.alerts_failed else ""))
+        return (f"{len(self.results)} feeds: {self.count('ok')} ok, {self.count('failed')} "
+                f"failed, {self.count('unchanged')} unchanged; {self.new_articles} new "
+                f"articles, {self.flagged} flagged" + "".join(f"; {e}" for e in extra)
                 + f" in {self.seconds:.1f}s")

@@ -32,6 +32,7 @@ log = logging.getLogger("monitor.service")
 WATCH_EVERY = 2.0  # seconds between checks of the YAML files
 STOP_GRACE = 5.0  # seconds in-flight polls get to finish after a stop signal
 RETRY_EVERY = 30.0  # seconds between looks for pages whose retry is due
+ALERT_EVERY = 10.0  # seconds between looks for stories to alert on and deliveries due
 
 
 class Lock:
@@ -87,12 +88,15 @@ class Service:
             self.pipeline = pipeline
             # workers start now, beside the first feed fetches, not on the first page
             starting = asyncio.create_task(pipeline.start())
+            self.monitor.begin_alert_rules()
             self.scheduler.start()
             self._schedule_all()
             self.scheduler.add_job(self._watch, "interval", seconds=WATCH_EVERY, id="watch",
                                    max_instances=1, coalesce=True)
             self.scheduler.add_job(self._retry_pages, "interval", seconds=RETRY_EVERY,
                                    id="retries", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self._alerts, "interval", seconds=ALERT_EVERY,
+                                   id="alerts", max_instances=1, coalesce=True)
             self._schedule_digest()
             log.info("service started", extra={"outcome": f"{len(self._feeds())} feeds, "
                                                           f"database {self.monitor.database}"})
@@ -181,6 +185,21 @@ class Service:
         if tried:
             log.info("pages retried", extra={"outcome": f"{arrived} of {tried} arrived"})
 
+    async def _alerts(self) -> None:
+        """In a thread, on its own connection: a slow or failing target never holds polls."""
+        if self.stopping.is_set():
+            return
+        try:
+            sent, failed = await self.monitor.alert()
+        except MonitorError as exc:
+            log.error("alerts failed", extra={"outcome": str(exc)})
+            return
+        except Exception:  # a bug: logged, the service goes on
+            log.exception("alerts raised")
+            return
+        if sent or failed:
+            log.info("alerts", extra={"outcome": f"{sent} sent, {failed} not delivered"})
+
     # -- configuration -----------------------------------------------------------------------
 
     def _stamps(self) -> dict[Path, tuple[float, int] | None]:
@@ -207,6 +226,7 @@ class Service:
             return
         old = self.monitor.config
         changed = self.monitor.reload(config)
+        self.monitor.begin_alert_rules()
         self.pipeline.reconfigure(config.settings, config.rules)
         if "log_format" in changed:
             logs.setup(logging.getLogger("monitor").level,

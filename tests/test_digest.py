@@ -141,28 +141,6 @@ def test_html_digest_runs_no_script_in_a_real_browser(tmp_path):
             browser.close()
 
 
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-
-    received = []
-
-    class Keep(Message):
-        def handle_message(self, message) -> None:  # noqa: ANN001
-            received.append(message)
-
-    import socket
-
-    with socket.socket() as probe:  # aiosmtpd checks its own port on start, so not port 0
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield controller, received
-    controller.stop()
-
-
 def test_daily_digest_is_emailed_once_then_only_on_request(project, web, page_html,
                                                           smtp_server):
     controller, received = smtp_server

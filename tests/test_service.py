@@ -161,3 +161,18 @@ def test_reload_applies_every_setting_or_says_it_needs_a_restart(service_project
     assert web.agents["/a.xml"][-1] == "reloaded/2.0 (+https://example.org/bot)"
     assert not (project.root / "other.db").exists()  # still on the database it opened
     assert svc.stop()[0] == 0 and "Traceback" not in svc.text()
+
+
+def test_the_service_sends_alerts(service_project, httpserver):
+    project, web, start = service_project
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    path = project.root / "config" / "settings.yaml"
+    path.write_text(path.read_text() + "alerts:\n  - urls: [\"json://"
+                    f"{httpserver.host}:{httpserver.port}/hook\"]\n")
+    svc = start()
+    wait_for(lambda: any(r.path == "/hook" for r, _ in httpserver.log), timeout=30,
+             what="an alert from the service")
+    polled = polls(project.db, web.url("/a.xml"))
+    wait_for(lambda: polls(project.db, web.url("/a.xml")) >= polled + 2, what="more polls")
+    assert sum(1 for r, _ in httpserver.log if r.path == "/hook") == 1  # once, not per poll
+    assert svc.stop()[0] == 0 and "Traceback" not in svc.text()

@@ -303,6 +303,63 @@ class Store:
         return int(self.db.conn.execute("SELECT count(*) FROM articles WHERE cluster_id = ?",
                                         [cluster_id]).fetchone()[0])
 
+    # -- alerts ------------------------------------------------------------------------------
+
+    def alert_rule_since(self, rule: str, now: datetime) -> str:
+        """When the rule began (set the first time it is seen)."""
+        with self._write():
+            self.db.conn.execute("INSERT OR IGNORE INTO alert_rules (rule, since) VALUES (?, ?)",
+                                 [rule, iso(now)])
+        return str(self.db.conn.execute("SELECT since FROM alert_rules WHERE rule = ?",
+                                        [rule]).fetchone()[0])
+
+    def alert_candidates(self, rule: str, since: str) -> list[dict[str, Any]]:
+        """Stories flagged since *since* that the rule has not alerted on: the best-scoring
+        flagged copy of each (clustered ones only: a copy still being clustered waits)."""
+        sql = """SELECT a.id, a.cluster_id AS story, a.title, a.url, a.feed_url, a.score,
+                        a.matches, a.tags, a.text, coalesce(f.name, a.feed_url) AS feed_name
+                 FROM articles a LEFT JOIN feeds f ON f.url = a.feed_url
+                 WHERE a.flagged = 1 AND a.flagged_at >= ? AND a.cluster_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.rule = ?
+                                   AND x.story = a.cluster_id)
+                 ORDER BY a.score DESC, a.id"""
+        cur = self.db.conn.execute(sql, [since, rule])
+        cols = [c[0] for c in cur.description]
+        best: dict[int, dict[str, Any]] = {}
+        for row in cur:
+            r = dict(zip(cols, row, strict=True))
+            best.setdefault(r["story"], _decode(r))
+        return list(best.values())
+
+    def alerts_sent_since(self, rule: str, since: datetime) -> int:
+        return int(self.db.conn.execute(
+            "SELECT count(*) FROM alerts WHERE rule = ? AND status != 'summarised' "
+            "AND created_at >= ?", [rule, iso(since)]).fetchone()[0])
+
+    def add_alerts(self, rows: list[dict[str, Any]]) -> None:
+        with self._write():
+            self.db["alerts"].insert_all(rows, ignore=True)
+
+    def due_alerts(self, now: datetime) -> list[dict[str, Any]]:
+        cur = self.db.conn.execute(
+            "SELECT * FROM alerts WHERE status = 'pending' AND next_try_at <= ? ORDER BY id",
+            [iso(now)])
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
+
+    def alert_tried(self, alert_id: int, delivered: list[int], error: str | None,
+                    now: datetime, next_try: datetime | None, done: bool) -> None:
+        """After a delivery attempt: sent (every target took it), waiting for its next try,
+        or failed for good."""
+        status = "sent" if done and not error else "pending" if next_try else "failed"
+        with self._write():
+            self.db.conn.execute(
+                "UPDATE alerts SET status = ?, attempts = attempts + 1, delivered = ?, "
+                "last_error = ?, next_try_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? "
+                "ELSE sent_at END WHERE id = ?",
+                [status, json.dumps(delivered), error, iso(next_try), status, iso(now),
+                 alert_id])
+
     def count_articles(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
 

@@ -137,3 +137,18 @@ def m008_page_retries(db: Database) -> None:
     db["articles"].add_column("retry_at", str)
     db["articles"].add_column("page_tries", int)
     db.execute("CREATE INDEX articles_waiting ON articles (retry_at) WHERE retry_at IS NOT NULL")
+
+
+@migrations()
+def m009_alerts(db: Database) -> None:
+    """Instant alerts: one row per rule and story (or per summary of a burst), with what was
+    delivered to which target, when, and the last error; and when each rule began, so that
+    a rule added to an old archive alerts on what comes next, not on a year of stories."""
+    db["alerts"].create({
+        "id": int, "rule": str, "kind": str, "story": int, "article_id": int, "title": str,
+        "score": float, "status": str, "created_at": str, "sent_at": str, "attempts": int,
+        "next_try_at": str, "delivered": str, "last_error": str, "body": str,
+    }, pk="id", defaults={"attempts": 0, "delivered": "[]"})
+    db["alerts"].create_index(["rule", "story"], unique=True)
+    db.execute("CREATE INDEX alerts_pending ON alerts (next_try_at) WHERE status = 'pending'")
+    db["alert_rules"].create({"rule": str, "since": str}, pk="rule")
