@@ -149,6 +149,7 @@ class Pipeline:
         self._bugs: set[tuple[str, str]] = set()  # kinds of internal error already logged
         self.bugs = 0  # internal errors so far
         self._clusters: Clusters | None = None  # loaded on first use
+        self._loading: asyncio.Future[Clusters] | None = None
         self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
         self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
         self._jobs = 0  # given to this pool
@@ -349,7 +350,19 @@ class Pipeline:
         the window is forgotten on every use."""
         since = self.clock() - timedelta(days=CLUSTER_DAYS)
         if self._clusters is None:
-            self._clusters = await self._read(_load_clusters, since)
+            # one load shared by every feed that asks meanwhile: two indexes loaded side by
+            # side would each miss the copies the other one gathers
+            if self._loading is None:
+                self._loading = asyncio.ensure_future(self._read(_load_clusters, since))
+            loading = self._loading
+            try:
+                clusters = await asyncio.shield(loading)
+            except Exception:
+                if self._loading is loading:
+                    self._loading = None  # the next feed tries again
+                raise
+            if self._clusters is None:
+                self._clusters, self._loading = clusters, None
         self._clusters.forget_before(since)
         return self._clusters
 
