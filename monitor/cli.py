@@ -222,19 +222,74 @@ def alerts_test(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--serve", is_flag=True, help="Also serve the reading room (see `serve`).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="With --serve: the address to listen on.")
+@click.option("--port", default=8080, show_default=True, help="With --serve: the port.")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, serve: bool, host: str, port: int) -> None:
     """Run as a service: poll each feed on its schedule, reload changed YAML, write the daily
-    digest. Stops cleanly on SIGTERM or SIGINT."""
+    digest, send alerts; with --serve, the web pages too. Stops cleanly on SIGTERM or SIGINT."""
     from .service import Service
 
     logs.setup(logging.INFO)
     monitor = _open(ctx)
     try:
-        Service(monitor).run()
+        web = (host, port, _web_password(ctx, host)) if serve else None
+        Service(monitor, web=web).run()
     except AlreadyRunning as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
+
+
+def _web_password(ctx: click.Context, host: str) -> str | None:
+    from .web import check_bind
+
+    try:
+        return check_bind(host)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any but loopback needs MONITOR_WEB_PASSWORD.")
+@click.option("--port", default=8080, show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """The reading room in a browser: the day's digest, stories, search, feeds, labels."""
+    import uvicorn
+
+    from .web import make_app
+
+    password = _web_password(ctx, host)
+    monitor = _open(ctx, need_feeds=False)
+    logs.setup(logging.INFO)
+    click.echo(f"serving http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(make_app(monitor, password), host=host, port=port, log_level="warning",
+                server_header=False)
+
+
+@cli.group()
+def labels() -> None:
+    """Your judgements of stories (made on the web pages)."""
+
+
+@labels.command("export")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
+@click.pass_context
+def labels_export(ctx: click.Context, out: str | None) -> None:
+    """JSON lines {id, title, text, label} (1 relevant, 0 not) for scripts/eval_relevance.py."""
+    monitor = _open(ctx.parent, need_feeds=False)
+    lines = [line + "\n" for line in monitor.export_labels()]
+    if out:
+        from .atomic import write_text
+
+        write_text(Path(out), "".join(lines))
+        click.echo(f"{len(lines)} labels written to {out}", err=True)
+    else:
+        click.echo("".join(lines), nl=False)
 
 
 @cli.command()

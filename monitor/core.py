@@ -204,6 +204,50 @@ class Monitor:
                     pipeline.close()
         return asyncio.run(run())
 
+    # -- reading room (monitor serve) ----------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[Monitor]:
+        """This monitor on a read-only connection of its own: what a web page uses."""
+        other = Monitor(self.paths, self.config, Store.readonly(self.store.path), self.clock)
+        try:
+            yield other
+        finally:
+            other.close()
+
+    def story(self, key: int) -> dict[str, Any] | None:
+        """An article with its explanation, and every copy of its story."""
+        article = self.explain(str(key))
+        if article is None:
+            return None
+        cluster = article.get("cluster_id") or article["id"]
+        copies = self.store.cluster_members([cluster])
+        return {"article": article, "copies": copies or [article], "cluster": cluster}
+
+    def search(self, query: str, *, first: date | None = None, last: date | None = None,
+               **filters: Any) -> tuple[int, list[dict[str, Any]]]:
+        """Full-text search; *first* and *last* are days in the configured time zone."""
+        tz = self.settings.timezone
+        start = day_bounds(first, tz)[0] if first else None
+        end = day_bounds(last, tz)[1] if last else None
+        return self.store.search(query, start=start, end=end, **filters)
+
+    def labels(self, article_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+        return self.store.labels(article_ids)
+
+    def label(self, article_id: int, label: str, note: str | None = None) -> bool:
+        """A reader's judgement of an article; False when there is no such article."""
+        if self.store.article(str(article_id)) is None:
+            return False
+        self.store.add_label(article_id, label, note, self.clock())
+        return True
+
+    def export_labels(self) -> Iterator[str]:
+        """JSON lines {id, title, text, label (1 relevant, 0 not)} for eval_relevance.py."""
+        for row in self.store.labelled_articles():
+            yield json.dumps({**row, "label": 1 if row["label"] == "relevant" else 0},
+                             ensure_ascii=False)
+
     # -- alerts ------------------------------------------------------------------------------
 
     def begin_alert_rules(self) -> None:

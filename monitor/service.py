@@ -11,6 +11,7 @@ SIGINT stop it within seconds. A lock file next to the database keeps a second i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -64,8 +65,10 @@ class Lock:
 
 
 class Service:
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor, web: tuple[str, int, str | None] | None = None
+                 ) -> None:
         self.monitor = monitor
+        self.web = web  # host, port, password: serve the reading room beside the polls
         self.lock = Lock(monitor.database)
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # feed URL -> its poll in flight
         self.stamps = self._stamps()
@@ -100,11 +103,32 @@ class Service:
             self._schedule_digest()
             log.info("service started", extra={"outcome": f"{len(self._feeds())} feeds, "
                                                           f"database {self.monitor.database}"})
+            server = self._serve() if self.web else None
             await self.stopping.wait()
+            if server is not None:
+                server.should_exit = True
             self.scheduler.shutdown(wait=False)
             await self._finish_in_flight()
             starting.cancel()
         log.info("service stopped")
+
+    def _serve(self) -> Any:
+        """uvicorn on this loop; its own signal handling off (the service's stops it)."""
+        import uvicorn
+
+        from .web import make_app
+
+        assert self.web is not None
+        host, port, password = self.web
+        config = uvicorn.Config(make_app(self.monitor, password), host=host, port=port,
+                                log_level="warning", server_header=False)
+        server = uvicorn.Server(config)
+        # uvicorn's serve() takes SIGTERM and SIGINT over while it runs (capture_signals);
+        # here they are the service's, which stops the server itself (should_exit)
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self.tasks["web"] = asyncio.create_task(server.serve())
+        log.info("serving the reading room", extra={"outcome": f"http://{host}:{port}/"})
+        return server
 
     def _stop(self, sig: int) -> None:
         log.info("stopping", extra={"outcome": signal.Signals(sig).name})

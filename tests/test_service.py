@@ -26,13 +26,13 @@ def polls(db: Path, url: str) -> int:
 
 
 class Service:
-    def __init__(self, project) -> None:
+    def __init__(self, project, *extra: str) -> None:
         p = project.paths
         self.log = project.root / f"service-{time.monotonic_ns()}.log"
         self.out = self.log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor", "--feeds", str(p.feeds), "--keywords",
-             str(p.keywords), "--settings", str(p.settings), "run"],
+             str(p.keywords), "--settings", str(p.settings), "run", *extra],
             cwd=project.root, stdout=subprocess.DEVNULL, stderr=self.out)
 
     def text(self) -> str:
@@ -64,8 +64,8 @@ def service_project(project, web, page_html):
     project.feeds([("A", web.url("/a.xml"))])
     services: list[Service] = []
 
-    def start() -> Service:
-        services.append(Service(project))
+    def start(*extra: str) -> Service:
+        services.append(Service(project, *extra))
         return services[-1]
 
     yield project, web, start
@@ -176,3 +176,26 @@ def test_the_service_sends_alerts(service_project, httpserver):
     wait_for(lambda: polls(project.db, web.url("/a.xml")) >= polled + 2, what="more polls")
     assert sum(1 for r, _ in httpserver.log if r.path == "/hook") == 1  # once, not per poll
     assert svc.stop()[0] == 0 and "Traceback" not in svc.text()
+
+
+def test_the_service_serves_the_reading_room(service_project):
+    import socket
+
+    import httpx
+
+    project, web, start = service_project
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    svc = start("--serve", "--port", str(port))
+    wait_for(lambda: polls(project.db, web.url("/a.xml")) >= 1, what="a poll")
+
+    def feeds_page() -> str | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/feeds").text
+        except httpx.TransportError:
+            return None
+    page = wait_for(feeds_page, what="the feeds page")
+    assert web.url("/a.xml") in page and "pages waiting for a retry" in page
+    assert svc.stop()[0] == 0 and "Traceback" not in svc.text()
+    assert svc.proc.returncode == 0

@@ -44,6 +44,21 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: {exc}") from None
 
+    @classmethod
+    def readonly(cls, path: str | Path) -> Store:
+        """A connection that cannot write (the web pages): no migrations, no WAL switch."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        if not store.path.exists():
+            raise StorageError(f"{store.path}: no such database (run `monitor poll --once`)")
+        try:
+            conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            store.db = Database(conn)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{store.path}: {exc}") from None
+        return store
+
     def close(self) -> None:
         self.db.close()
 
@@ -302,6 +317,71 @@ class Store:
     def cluster_size(self, cluster_id: int) -> int:
         return int(self.db.conn.execute("SELECT count(*) FROM articles WHERE cluster_id = ?",
                                         [cluster_id]).fetchone()[0])
+
+    # -- search and labels ---------------------------------------------------------------------
+
+    def search(self, query: str, *, flagged: bool = False, start: datetime | None = None,
+               end: datetime | None = None, feed: str | None = None, tag: str | None = None,
+               limit: int = 20, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """Full-text search over titles and texts, best matches first: (total, one page).
+        Snippets mark the matched words with \x02 and \x03. A malformed query raises
+        StorageError with SQLite's message."""
+        where, args = ["articles_fts MATCH ?"], [query]
+        if flagged:
+            where.append("a.flagged = 1")
+        if start:
+            where.append("a.fetched_at >= ?")
+            args.append(iso(start))
+        if end:
+            where.append("a.fetched_at < ?")
+            args.append(iso(end))
+        if feed:
+            where.append("a.feed_url = ?")
+            args.append(feed)
+        if tag:
+            kind, _, value = tag.partition(":")
+            where.append("EXISTS (SELECT 1 FROM json_each(a.tags, '$.' || ?) WHERE value = ?)")
+            args += [kind, value]
+        body = (" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid "
+                "LEFT JOIN feeds f ON f.url = a.feed_url WHERE " + " AND ".join(where))
+        try:
+            total = int(self.db.conn.execute("SELECT count(*)" + body, args).fetchone()[0])
+            cur = self.db.conn.execute(
+                "SELECT a.id, a.title, a.url, a.feed_url, coalesce(f.name, a.feed_url) AS "
+                "feed_name, a.published, a.fetched_at, a.score, a.flagged, a.cluster_id, "
+                "snippet(articles_fts, 1, char(2), char(3), '…', 24) AS snippet"
+                + body + " ORDER BY rank LIMIT ? OFFSET ?", [*args, limit, offset])
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"search: {exc}") from None
+        cols = [c[0] for c in cur.description]
+        return total, [dict(zip(cols, row, strict=True)) for row in cur]
+
+    def add_label(self, article_id: int, label: str, note: str | None, now: datetime) -> None:
+        with self._write():
+            self.db["labels"].insert({"article_id": article_id, "label": label,
+                                      "note": note or None, "created_at": iso(now)})
+
+    def labels(self, article_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+        """The latest label of each article (of these, or of all)."""
+        sql = ("SELECT l.article_id, l.label, l.note, l.created_at FROM labels l WHERE l.id = "
+               "(SELECT max(id) FROM labels m WHERE m.article_id = l.article_id)")
+        args: list[Any] = []
+        if article_ids is not None:
+            if not article_ids:
+                return {}
+            sql += f" AND l.article_id IN ({','.join('?' * len(article_ids))})"
+            args = list(article_ids)
+        return {r[0]: {"label": r[1], "note": r[2], "at": r[3]}
+                for r in self.db.conn.execute(sql, args)}
+
+    def labelled_articles(self) -> Iterator[dict[str, Any]]:
+        """Every labelled article with its latest label: for `monitor labels export`."""
+        cur = self.db.conn.execute(
+            "SELECT a.id, a.title, a.text, l.label FROM labels l JOIN articles a "
+            "ON a.id = l.article_id WHERE l.id = (SELECT max(id) FROM labels m "
+            "WHERE m.article_id = l.article_id) ORDER BY a.id")
+        for i, title, text, label in cur:
+            yield {"id": i, "title": title, "text": text, "label": label}
 
     # -- alerts ------------------------------------------------------------------------------
 

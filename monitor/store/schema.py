@@ -152,3 +152,12 @@ def m009_alerts(db: Database) -> None:
     db["alerts"].create_index(["rule", "story"], unique=True)
     db.execute("CREATE INDEX alerts_pending ON alerts (next_try_at) WHERE status = 'pending'")
     db["alert_rules"].create({"rule": str, "since": str}, pk="rule")
+
+
+@migrations()
+def m010_labels(db: Database) -> None:
+    """A reader's judgement of a story, from the web page: relevant or not, with a note. The
+    latest label of an article counts; earlier ones are kept as its history."""
+    db["labels"].create({"id": int, "article_id": int, "label": str, "created_at": str,
+                         "note": str}, pk="id", foreign_keys=[("article_id", "articles", "id")])
+    db["labels"].create_index(["article_id", "id"])

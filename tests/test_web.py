@@ -1,0 +1,176 @@
+"""The reading room (`monitor serve`): the real ASGI app under uvicorn on 127.0.0.1, read over
+HTTP and in the system Chromium (Playwright); labels through CSRF-protected forms."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+
+import feedparser
+import httpx
+import pytest
+
+from monitor.core import make_monitor
+from monitor.web import CSP, make_app
+
+from .helpers import item, rss, stored_day
+from .test_digest import BODY, DISTINCT
+
+pytestmark = pytest.mark.dates  # pages are days; also run with the clock moved ahead
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EVIL = '<script>document.title="PWNED"</script><img src=x onerror=alert(1)>'
+
+
+class Served:
+    """uvicorn in a thread on a free port of 127.0.0.1."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def room(project, web, page_html):
+    web.send("/page/1", page_html("Police expand facial recognition", BODY))
+    web.send("/page/2", page_html(f"Cameras {EVIL}", (DISTINCT[4][1] + " ") * 3))
+    web.send("/page/3", page_html("Library opens", "The new library opened its doors. " * 9))
+    web.send("/f.xml", rss([item(1, web.base, title="Police expand facial recognition"),
+                            item(2, web.base, title=f"Cameras {EVIL.replace('<', '&lt;')}"),
+                            item(3, web.base, title="Library opens")]),
+             ctype="application/rss+xml")
+    project.feeds([("City Desk", web.url("/f.xml"))])
+    assert "3 new articles, 2 flagged" in project.run("poll", "--once").output
+    monitor = make_monitor(project.paths)
+    served = Served(make_app(monitor))
+    yield served, stored_day(project.db), project
+    served.close()
+    monitor.close()
+
+
+def test_day_story_search_and_feeds_read_well_and_run_nothing(room):
+    served, day, project = room
+    with httpx.Client(base_url=served.base) as client:
+        home = client.get("/")
+        assert home.status_code == 302 and home.headers["location"].startswith("/day/")
+        page = client.get(f"/day/{day}")
+        assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+        html = page.text
+        assert "Police expand facial recognition" in html and "Library opens" not in html
+        assert "<script" not in html and "onerror=" not in html and "Cameras" in html
+        assert "<mark>facial recognition</mark>" in html
+        assert 'name="csrftoken"' in html and "relevant</button>" in html
+        assert f'href="/day/{day}?tag=' in html  # facets
+        atom = feedparser.parse(client.get(f"/day/{day}.atom").content)
+        assert atom.bozo == 0 and len(atom.entries) == 2
+        data = client.get(f"/day/{day}.json").json()
+        assert {s["title"] for s in data["stories"]} >= {"Police expand facial recognition"}
+        with sqlite3.connect(project.db) as conn:
+            story_id = conn.execute("SELECT id FROM articles WHERE title LIKE 'Police%'"
+                                    ).fetchone()[0]
+        assert f'href="/story/{story_id}"' in html
+
+        story = client.get(f"/story/{story_id}").text
+        assert "Why" in story and "face_recognition" in story and "flagged" in story
+        assert "<mark>" in story and "City Desk" in story
+        assert client.get("/story/999999").status_code == 404
+
+        found = client.get("/search", params={"q": "cameras", "flagged": "1"}).text
+        assert "2 articles" in found and "<mark>cameras</mark>" in found
+        assert "1 articles" in client.get("/search", params={"q": "recognition"}).text
+        broken = client.get("/search", params={"q": '"unbalanced AND'})
+        assert broken.status_code == 200 and "could not be read" in broken.text
+        assert "1 articles" in client.get("/search", params={"q": "library"}).text
+        feeds = client.get("/feeds").text
+        assert "City Desk" in feeds and "pages waiting for a retry" in feeds
+        assert client.get("/static/monitor.css").status_code == 200
+        assert client.get("/day/not-a-day").status_code == 404
+        # the day filtered by a tag facet
+        tagged = client.get(f"/day/{day}", params={"tag": "technology:facial recognition"})
+        assert "Police expand facial recognition" in tagged.text
+        assert "all stories" in tagged.text
+
+
+def test_a_post_without_its_csrf_token_is_refused(room):
+    served, day, project = room
+    with httpx.Client(base_url=served.base) as client:
+        refused = client.post("/label", data={"story": "1", "label": "relevant"})
+        assert refused.status_code == 403
+        client.get(f"/day/{day}")  # a cookie now, but still no token in the form
+        assert client.post("/label", data={"story": "1", "label": "relevant"}
+                           ).status_code == 403
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT count(*) FROM labels").fetchone()[0] == 0
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
+                    reason="no system Chromium (CI installs it)")
+def test_labelling_in_a_real_browser_and_exporting_the_labels(room, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    served, day, project = room
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"{served.base}/day/{day}")
+            assert page.title() == f"Digest for {day} · monitor"
+            story = page.locator("article.story", has_text="Police expand facial recognition")
+            story.get_by_role("button", name="relevant", exact=True).click()
+            page.wait_for_load_state()
+            assert page.url.endswith(f"/day/{day}")
+            story = page.locator("article.story", has_text="Police expand facial recognition")
+            assert "labelled relevant" in story.inner_text()
+            other = page.locator("article.story").filter(
+                has=page.locator("h2", has_text="Cameras"))
+            other.get_by_role("button", name="not relevant").click()
+            page.wait_for_load_state()
+            assert dialogs == [] and page.title() != "PWNED"
+            assert page.evaluate("document.querySelectorAll('script').length") == 0
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390  # nothing wider than the phone
+            page.screenshot(path=str(tmp_path / "day.png"), full_page=True)
+        finally:
+            browser.close()
+    lines = [json.loads(line) for line in
+             project.run("labels", "export").output.splitlines()]
+    assert sorted((row["title"][:7], row["label"]) for row in lines) == [
+        ("Cameras", 0), ("Police ", 1)]
+    assert all(set(row) == {"id", "title", "text", "label"} for row in lines)
+
+
+def test_other_addresses_need_a_password(room, monkeypatch):
+    served, day, project = room
+    monkeypatch.delenv("MONITOR_WEB_PASSWORD", raising=False)
+    refused = project.run("serve", "--host", "0.0.0.0", "--port", "1")
+    assert refused.exit_code == 2 and "MONITOR_WEB_PASSWORD" in refused.output
+    monitor = make_monitor(project.paths)
+    guarded = Served(make_app(monitor, password="s3cret"))
+    try:
+        with httpx.Client(base_url=guarded.base) as client:
+            assert client.get(f"/day/{day}").status_code == 401
+            assert client.get(f"/day/{day}", auth=("any", "wrong")).status_code == 401
+            assert client.get(f"/day/{day}", auth=("any", "s3cret")).status_code == 200
+    finally:
+        guarded.close()
+        monitor.close()
