@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import AlertRule, expand_env
-from .digest.build import excerpt, safe_url
+from .digest.build import excerpt, safe_url, without_headline
 
 log = logging.getLogger("monitor.alerts")
 BACKOFF = (60, 300, 900, 3600, 3600, 3600, 3600)  # seconds before each new try; then given up
@@ -54,7 +54,8 @@ def story_message(story: dict[str, Any]) -> tuple[str, str]:
                      sorted(story["tags"].items()) if values)
     if tags:
         lines.append(f"tags: {plain(tags)}")
-    text = excerpt(story["text"] or "", story["matches"], sentences=2, limit=400)
+    text = excerpt(without_headline(story["text"] or "", story["title"] or ""),
+                   story["matches"], sentences=2, limit=400)
     if text:
         lines += ["", plain(text, 400)]
     link = safe_url(story["url"])

@@ -122,7 +122,7 @@ def highlight(text: str, terms: list[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def _without_headline(text: str, title: str) -> str:
+def without_headline(text: str, title: str) -> str:
     """Extracted text often starts with the headline; the excerpt should not repeat it."""
     first, _, rest = text.partition("\n")
     return rest if title and normalize(first).strip() == normalize(title).strip() else text
@@ -157,7 +157,7 @@ def build_digest(rows: list[dict[str, Any]], members: list[dict[str, Any]],
             published=sources[0].published if sources else best["published"],
             score=best["score"] or 0.0, matches=best["matches"],
             tags={k: sorted(v) for k, v in sorted(tags.items())},
-            excerpt=excerpt(_without_headline(best["text"] or "", best["title"] or ""),
+            excerpt=excerpt(without_headline(best["text"] or "", best["title"] or ""),
                             best["matches"]),
             sources=sources))
     stories.sort(key=lambda s: (-s.score, s.id))
