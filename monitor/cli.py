@@ -271,6 +271,20 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
                 server_header=False)
 
 
+@cli.command()
+@click.pass_context
+def compact(ctx: click.Context) -> None:
+    """Apply `retention_days` now, then give the freed space back (VACUUM). Stop the service
+    first: it rewrites the database file."""
+    monitor = _open(ctx, need_feeds=False)
+    try:
+        dropped, freed = monitor.compact()
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(f"text of {dropped} articles dropped; {max(freed, 0) / 2**20:.1f} MiB given back")
+
+
 @cli.group()
 def labels() -> None:
     """Your judgements of stories (made on the web pages)."""

@@ -181,6 +181,10 @@ class Settings(BaseModel):
                                           "to loopback, private and link-local addresses")
     max_entries_per_feed: int = Field(10_000, ge=1, description="entries read from one feed body")
     max_backoff: Duration = Field(86400.0, description="longest wait after repeated failures")
+    retention_days: int | None = Field(None, ge=1, description="past this many days, drop the "
+                                       "text of articles that are neither flagged nor "
+                                       "labelled, keeping the row (url, title, score, matches, "
+                                       "cluster); none = keep everything")
     page_retry_delays: list[Duration] = Field(
         [900.0, 3600.0, 14400.0, 43200.0], description="waits before each new try of a page "
         "that failed for a passing reason (no answer, timeout, 429, 5xx), e.g. [15m, 1h, 4h, "

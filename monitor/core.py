@@ -113,6 +113,8 @@ class Monitor:
         async def cycle() -> CycleSummary:
             summary = await self.poll_async(on_result, allow_private=allow_private)
             summary.alerts_sent, summary.alerts_failed = await self.alert()
+            if self.settings.retention_days:
+                await asyncio.to_thread(self._apart, Monitor.apply_retention)
             return summary
         return asyncio.run(_interruptible(cycle()))
 
@@ -214,6 +216,10 @@ class Monitor:
             yield other
         finally:
             other.close()
+
+    def _apart(self, method: Callable[[Monitor], T]) -> T:
+        with self.apart() as monitor:
+            return method(monitor)
 
     def story(self, key: int) -> dict[str, Any] | None:
         """An article with its explanation, and every copy of its story."""
@@ -353,6 +359,20 @@ class Monitor:
     def render_digest(self, day: date | None = None, fmt: str = "text",
                       since: date | None = None) -> str:
         return render(self.digest(day, since), fmt)
+
+    def apply_retention(self) -> int:
+        """Drop the old text the `retention_days` setting lets go; returns how many articles."""
+        days = self.settings.retention_days
+        if not days:
+            return 0
+        return self.store.drop_old_text(self.clock() - timedelta(days=days))
+
+    def compact(self) -> tuple[int, int]:
+        """Retention now, then VACUUM: (articles whose text went, bytes given back)."""
+        before = self.store.path.stat().st_size
+        dropped = self.apply_retention()
+        self.store.compact()
+        return dropped, before - self.store.path.stat().st_size
 
     def write_daily_digest(self, day: date) -> list[Path]:
         """Write the day's digest into digest_dir in every file format, each whole or not at

@@ -272,7 +272,12 @@ class Service:
 
     def _write_digest(self, day: date) -> list[Path]:
         with self.monitor.apart() as monitor:  # in a thread: a connection of its own
-            return monitor.write_daily_digest(day)
+            written = monitor.write_daily_digest(day)
+            dropped = monitor.apply_retention()  # once a day, with the digest
+        if dropped:
+            log.info("retention", extra={"outcome": f"text of {dropped} old unflagged "
+                                                    "articles dropped"})
+        return written
 
     def _schedule_digest(self) -> None:
         s = self.monitor.settings

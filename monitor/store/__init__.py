@@ -440,6 +440,25 @@ class Store:
                 [status, json.dumps(delivered), error, iso(next_try), status, iso(now),
                  alert_id])
 
+    def drop_old_text(self, before: datetime) -> int:
+        """Retention: the text and summary of unflagged, unlabelled articles stored before
+        *before*; the rows stay (the full-text index keeps their titles)."""
+        with self._write():
+            cur = self.db.conn.execute(
+                "UPDATE articles SET text = NULL, summary = NULL WHERE fetched_at < ? "
+                "AND flagged = 0 AND (text IS NOT NULL OR summary IS NOT NULL) AND NOT EXISTS "
+                "(SELECT 1 FROM labels l WHERE l.article_id = articles.id)", [iso(before)])
+        return cur.rowcount
+
+    def compact(self) -> None:
+        """Give the space of dropped text back to the file system (VACUUM rewrites the file:
+        run it while nothing else writes)."""
+        try:
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.conn.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise StorageError(f"compacting {self.path}: {exc}") from None
+
     def count_articles(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM articles").fetchone()[0])
 
