@@ -8,7 +8,6 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,17 +74,11 @@ def summary_message(rule: str, stories: list[dict[str, Any]], cap: int) -> tuple
     return f"[monitor] {len(stories)} more flagged stories", "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What one rule alerts now: alert rows to add (pending or summarised)."""
-
-    rows: list[dict[str, Any]]
-
-
 def plan(rule: AlertRule, name: str, candidates: list[dict[str, Any]], sent_last_hour: int,
-         now: datetime) -> Plan:
-    """One alert per story, strongest first, up to the hour's room; the rest as one summary.
-    Pure: the caller stores the rows and delivers the pending ones."""
+         now: datetime) -> list[dict[str, Any]]:
+    """The alert rows one rule adds now: one per story, strongest first, pending up to the
+    hour's room, the rest summarised into one summary row. Pure: the caller stores them and
+    delivers the pending ones."""
     stories = [c for c in candidates if wanted(rule, c)]
     room = max(rule.max_per_hour - sent_last_hour, 0)
     rows = []
@@ -102,7 +95,7 @@ def plan(rule: AlertRule, name: str, candidates: list[dict[str, Any]], sent_last
         rows.append({"rule": name, "kind": "summary", "story": None, "article_id": None,
                      "title": title, "body": body, "score": None, "created_at": stamp,
                      "next_try_at": stamp, "status": "pending"})
-    return Plan(rows)
+    return rows
 
 
 def next_try(attempts: int, now: datetime) -> datetime | None:

@@ -274,7 +274,7 @@ class Monitor:
             candidates = self.store.alert_candidates(name, since)
             if candidates:
                 sent = self.store.alerts_sent_since(name, now - timedelta(hours=1))
-                self.store.add_alerts(alerts.plan(rule, name, candidates, sent, now).rows)
+                self.store.add_alerts(alerts.plan(rule, name, candidates, sent, now))
         sent = failed = 0
         for row in self.store.due_alerts(now):
             rule = rules.get(row["rule"])

@@ -15,7 +15,6 @@ import os
 import secrets
 from collections import Counter
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from asgi_csrf import asgi_csrf
@@ -282,7 +281,3 @@ class BasicAuth:
                     return False
                 return hmac.compare_digest(given, self.password)
         return False
-
-
-def static_dir() -> Path:
-    return Path(__file__).parent / "static"
