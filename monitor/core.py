@@ -329,17 +329,22 @@ class Monitor:
     def rescore(self, since: date | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
         """Apply the current keywords to stored articles; returns the stories whose flag changes."""
         start = day_bounds(since, self.settings.timezone)[0] if since else None
-        changes, updates = [], []
+        changes, updates, now = [], [], self.clock()
         for row in self.store.articles_since(start):
             s = self.score(row["title"] or "", row["text"] or "")
             if bool(row["flagged"]) != s.flagged:
                 changes.append({"id": row["id"], "title": row["title"], "url": row["url"],
                                 "was": bool(row["flagged"]), "now": s.flagged,
                                 "score": s.score, "reason": s.reason})
+            if dry_run:
+                continue
             updates.append({"id": row["id"], "score": s.score, "flagged": s.flagged,
                             "matches": [m.as_dict() for m in s.matches], "tags": s.tags})
-        if not dry_run:
-            self.store.update_scores(updates, self.clock())
+            if len(updates) == 500:  # written as it goes: a year of scores is not kept
+                self.store.update_scores(updates, now)
+                updates = []
+        if updates:
+            self.store.update_scores(updates, now)
         return changes
 
     # -- digest ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .config import FeedConfig, Settings
-from .digest.cluster import Clusters, signature
+from .digest.cluster import band_keys, signature
 from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageError
 from .feeds import parse_feed
 from .fetch import Fetcher, Response
@@ -148,8 +148,6 @@ class Pipeline:
         self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
         self._bugs: set[tuple[str, str]] = set()  # kinds of internal error already logged
         self.bugs = 0  # internal errors so far
-        self._clusters: Clusters | None = None  # loaded on first use
-        self._loading: asyncio.Future[Clusters] | None = None
         self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
         self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
         self._jobs = 0  # given to this pool
@@ -338,33 +336,14 @@ class Pipeline:
                       extra={"feed": feed_url, "outcome": what.rstrip(": ")})
 
     async def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
-        """Put each new article in the cluster of an earlier copy of the same story."""
-        clusters = await self._cluster_index()
+        """Put each new article in the cluster of an earlier copy of the same story (the index
+        is a table: nothing is loaded, whatever the archive's size)."""
         new = await self._read(Store.unclustered, [a.entry.guid for a in articles])
-        await self._write(Store.set_clusters,
-                          [(i, clusters.add(i, sig, fetched_at)) for i, sig in new])
+        await self._write(Store.cluster, [(i, _keys(sig)) for i, sig in new],
+                          self._cluster_since())
 
-    async def _cluster_index(self) -> Clusters:
-        """The index of the last CLUSTER_DAYS, loaded on first use (in the reading thread: a
-        month of signatures takes seconds); a service keeps it for weeks, so what falls out of
-        the window is forgotten on every use."""
-        since = self.clock() - timedelta(days=CLUSTER_DAYS)
-        if self._clusters is None:
-            # one load shared by every feed that asks meanwhile: two indexes loaded side by
-            # side would each miss the copies the other one gathers
-            if self._loading is None:
-                self._loading = asyncio.ensure_future(self._read(_load_clusters, since))
-            loading = self._loading
-            try:
-                clusters = await asyncio.shield(loading)
-            except Exception:
-                if self._loading is loading:
-                    self._loading = None  # the next feed tries again
-                raise
-            if self._clusters is None:
-                self._clusters, self._loading = clusters, None
-        self._clusters.forget_before(since)
-        return self._clusters
+    def _cluster_since(self) -> datetime:
+        return self.clock() - timedelta(days=CLUSTER_DAYS)
 
     async def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
         """Entries not stored yet; the others are recorded as sightings of their story."""
@@ -447,23 +426,20 @@ class Pipeline:
             return False
         article = self._article_from(entry, page, row["language"])
         await self._write(Store.page_arrived, article, row["id"], self.clock())
-        fetched = datetime.fromisoformat(row["fetched_at"]).replace(tzinfo=UTC)
-        await self._recluster(row["id"], row["cluster_id"], article.signature, fetched)
+        await self._recluster(row, article.signature)
         log.info("page retry arrived", extra={"feed": row["feed_url"], "outcome": (
             f"{row['url']}: score {article.score.score if article.score else 0:.1f}")})
         return True
 
-    async def _recluster(self, article_id: int, cluster_id: int | None, sig: bytes | None,
-                         fetched_at: datetime) -> None:
+    async def _recluster(self, row: dict[str, Any], sig: bytes | None) -> None:
         """The text arrived late: a story of its own until now, it may be a copy of another.
         An article that other copies already joined keeps its cluster."""
+        article_id, cluster_id = row["id"], row["cluster_id"]
         if cluster_id not in (None, article_id) or \
                 await self._read(Store.cluster_size, article_id) > 1:
             return
-        clusters = await self._cluster_index()
-        clusters.discard(article_id)
-        await self._write(Store.set_clusters,
-                          [(article_id, clusters.add(article_id, sig, fetched_at))])
+        await self._write(Store.recluster, article_id, _keys(row["signature"]), _keys(sig),
+                          self._cluster_since())
 
     async def parse(self, url: str, response: Response, now: datetime) -> ParsedFeed:
         """A fetched feed's entries, parsed in a worker (a large feed never holds the loop)."""
@@ -560,8 +536,5 @@ class Pipeline:
         self._reader.close()
 
 
-def _load_clusters(store: Store, since: datetime) -> Clusters:
-    clusters = Clusters()
-    for article_id, cluster_id, sig, fetched in store.signatures_since(since):
-        clusters.add(article_id, sig, fetched, cluster_id)
-    return clusters
+def _keys(sig: bytes | None) -> list[int] | None:
+    return band_keys(sig) if sig else None

@@ -191,10 +191,31 @@ def test_terminal_and_range(project, web, page_html):
     assert project.run("digest", "--date", "2026-01-01", "--since", "2026-01-01").exit_code == 2
 
 
+def _articles(store, rows):
+    """rows: (id, fetched_at, text or None): stored with their signatures, not clustered."""
+    from monitor.digest.cluster import signature
+    from monitor.store import iso
+
+    store.db.execute("INSERT OR IGNORE INTO feeds (url, name) VALUES ('http://f/', 'F')")
+    store.db.conn.executemany(
+        "INSERT INTO articles (id, url, guid, feed_url, title, text, signature, fetched_at) "
+        "VALUES (?, ?, ?, 'http://f/', 't', ?, ?, ?)",
+        [(i, f"http://f/{i}", f"g{i}", text, signature(text) if text else None, iso(at))
+         for i, at, text in rows])
+    store.db.conn.commit()
+
+
+def _cluster(store, article_id, sig, now):
+    from monitor.digest.cluster import band_keys
+
+    keys = band_keys(sig) if sig else None
+    return store.cluster([(article_id, keys)], now - timedelta(days=30))[0][1]
+
+
 def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
     """Migration m006: a signature from the old scheme (SHA-1 per shingle) would never meet a
     new one, so the stored ones are recomputed from the stored text; none are added."""
-    from monitor.digest.cluster import Clusters, signature
+    from monitor.digest.cluster import signature
     from monitor.store import Store
 
     path = tmp_path / "old.db"
@@ -211,35 +232,123 @@ def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
 
     store = Store(path)  # the upgrade
     stored = dict(store.db.execute("SELECT id, signature FROM articles").fetchall())
-    store.close()
     assert stored == {1: signature(BODY * 2), 2: None}
-    clusters = Clusters()
-    clusters.add(1, stored[1], NOW)
+    store.db.execute("UPDATE articles SET fetched_at = ?", [NOW.isoformat()])
+    assert _cluster(store, 1, stored[1], NOW) == 1
     copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
-    assert clusters.add(3, signature(copy), NOW) == 1  # a later copy meets the upgraded story
-    assert clusters.add(4, signature(" ".join(text for _, text in DISTINCT) * 2), NOW) == 4
+    other = " ".join(text for _, text in DISTINCT) * 2
+    _articles(store, [(3, NOW, copy), (4, NOW, other)])
+    assert _cluster(store, 3, signature(copy), NOW) == 1  # a later copy meets the upgraded story
+    assert _cluster(store, 4, signature(other), NOW) == 4
+    store.close()
 
 
-def test_the_cluster_index_keeps_a_window_of_days():
-    """A service keeps one index for weeks: articles older than the window are forgotten
-    (a later copy of them starts a story of its own), and the index shrinks."""
-    from datetime import timedelta
-
-    from monitor.digest.cluster import Clusters, signature
+def test_the_cluster_index_looks_back_over_a_window_of_days(tmp_path):
+    """A new article is a copy only of articles fetched in the last 30 days: a later copy of
+    an older one starts a story of its own."""
+    from monitor.digest.cluster import signature
+    from monitor.store import Store
 
     copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
     other = " ".join(text for _, text in DISTINCT) * 2
-    clusters = Clusters()
-    clusters.add(1, signature(BODY * 2), NOW - timedelta(days=40))
-    clusters.add(2, signature(other), NOW - timedelta(days=3))
-    clusters.add(3, None, NOW - timedelta(days=35))  # too short to compare: kept by id only
-    assert clusters.add(4, signature(copy), NOW - timedelta(days=39)) == 1
-    assert len(clusters) == 4
-    assert clusters.forget_before(NOW - timedelta(days=30)) == 3
-    assert len(clusters) == 1 and 1 not in clusters.lsh and 2 in clusters.lsh
-    assert clusters.add(5, signature(copy), NOW) == 5  # its earlier copies are forgotten
-    assert clusters.add(6, signature(other + " Share this."), NOW) == 2
-    assert clusters.forget_before(NOW - timedelta(days=30)) == 0
+    store = Store(tmp_path / "m.db")
+    _articles(store, [(1, NOW - timedelta(days=40), BODY * 2),
+                      (2, NOW - timedelta(days=3), other),
+                      (3, NOW - timedelta(days=35), "too short"),
+                      (4, NOW - timedelta(days=39), copy), (5, NOW, copy),
+                      (6, NOW, other + " Share this.")])
+    then = NOW - timedelta(days=39)
+    assert [_cluster(store, i, signature(t), then) for i, t in
+            [(1, BODY * 2), (3, "too short"), (4, copy)]] == [1, 3, 1]
+    assert _cluster(store, 2, signature(other), NOW - timedelta(days=3)) == 2
+    assert _cluster(store, 5, signature(copy), NOW) == 5  # its earlier copies are too old
+    assert _cluster(store, 6, signature(other + " Share this."), NOW) == 2
+    keys = store.db.execute("SELECT count(*), count(DISTINCT article_id) FROM lsh_bands")
+    assert keys.fetchone() == (5 * 14, 5)  # none for the text too short to compare
+    store.close()
+
+
+def test_the_index_is_filled_from_stored_signatures_on_upgrade(tmp_path):
+    """Migration m011: a database clustered by the in-memory index gets the band keys of the
+    articles a new one can still copy (the last 31 days); older ones get none."""
+    from monitor.digest.cluster import signature
+    from monitor.store import Store
+
+    other = " ".join(text for _, text in DISTINCT) * 2
+    path = tmp_path / "old.db"
+    store = Store(path)
+    _articles(store, [(1, NOW - timedelta(days=60), other), (2, NOW - timedelta(days=5), BODY * 2),
+                      (3, NOW, "too short")])
+    store.db.execute("UPDATE articles SET cluster_id = id")
+    store.db.execute("DROP TABLE lsh_bands")
+    store.db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm011_lsh_bands'")
+    store.db.conn.commit()
+    store.close()
+
+    store = Store(path)  # the upgrade
+    assert store.db.execute("SELECT DISTINCT article_id FROM lsh_bands").fetchall() == [(2,)]
+    copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
+    _articles(store, [(4, NOW, copy)])
+    assert _cluster(store, 4, signature(copy), NOW) == 2
+    store.close()
+
+
+def test_the_stored_index_decides_as_datasketch_did(tmp_path):
+    """The same decisions as the in-memory index it replaced (datasketch's MinHashLSH with a
+    30-day window, kept here as the reference): 600 articles, a third of them copies of an
+    earlier one at every level of likeness, fetched over 90 days."""
+    import random
+
+    import numpy as np
+    from datasketch import MinHash, MinHashLSH
+
+    from monitor.digest import cluster
+    from monitor.store import Store
+
+    lsh = MinHashLSH(threshold=cluster.THRESHOLD, num_perm=cluster.NUM_PERM)
+    assert (lsh.b, lsh.r) == (cluster.BANDS, cluster.ROWS)
+    rnd = random.Random(7)
+    vocabulary = [f"w{n}" for n in range(3000)]
+    texts: list[list[str]] = []
+    rows = []
+    for n in range(1, 601):
+        if texts and rnd.random() < 0.35:  # a copy with a share of its words changed
+            words = list(rnd.choice(texts[-250:]))  # some from before the window
+            for k in rnd.sample(range(len(words)), int(len(words) * rnd.uniform(0, 0.15))):
+                words[k] = rnd.choice(vocabulary)
+        else:
+            words = rnd.choices(vocabulary, k=rnd.randint(20, 300))
+        texts.append(words)
+        rows.append((n, NOW + timedelta(hours=3.6 * n), " ".join(words)))
+    store = Store(tmp_path / "m.db")
+    _articles(store, rows)
+
+    cluster_of: dict[int, int] = {}  # the reference
+    added: list[tuple[datetime, int]] = []
+    expected, got = {}, {}
+    for n, at, text in rows:
+        since = at - timedelta(days=30)
+        for when, k in [x for x in added if x[0] < since]:
+            added.remove((when, k))
+            if k in lsh:
+                lsh.remove(k)
+            cluster_of.pop(k)
+        sig = cluster.signature(text)
+        added.append((at, n))
+        if sig is None:
+            cluster_of[n] = n
+        else:
+            m = MinHash(num_perm=cluster.NUM_PERM, hashvalues=np.frombuffer(sig, np.uint64),
+                        scheme=cluster.SCHEME, permutations=cluster.PERMUTATIONS)
+            matches = [cluster_of[k] for k in lsh.query(m) if k in cluster_of]
+            cluster_of[n] = min(matches) if matches else n
+            lsh.insert(n, m)
+        expected[n] = cluster_of[n]
+        got[n] = _cluster(store, n, sig, at)
+    store.close()
+    assert got == expected
+    joined = sum(1 for n, c in expected.items() if c != n)
+    assert 100 < joined < 200  # copies joined, and copies too changed to join
 
 
 def test_a_late_story_is_in_the_digest_of_the_day_it_was_stored(project, web, page_html):

@@ -1,24 +1,28 @@
-"""Near-duplicate stories: MinHash signatures of article text and an LSH index (datasketch).
+"""Near-duplicate stories: MinHash signatures of article text (datasketch) and their LSH band
+keys, which the store indexes.
 
 Syndicated copies and reposts differ in chrome, headlines and a sentence here and there, not
 in their body; word 4-shingles of the normalised text catch that, URLs and titles do not.
-Pure apart from the index it keeps in memory.
+Pure: the index itself is a table (Store.cluster).
 """
 
 from __future__ import annotations
 
-import heapq
 import zlib
-from datetime import datetime
+from hashlib import blake2b
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
 
 from ..scoring.text import normalize
 
 NUM_PERM = 64
 THRESHOLD = 0.5  # estimated Jaccard similarity of shingle sets that makes two copies one story
 SHINGLE = 4
+# The banding MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM) chooses (a test holds them
+# equal): two copies are candidates when all ROWS values of one of BANDS bands agree. The
+# stored keys depend on them: changing them needs a migration that rebuilds lsh_bands.
+BANDS, ROWS = 14, 4
 _TEMPLATE = MinHash(num_perm=NUM_PERM)
 SCHEME = _TEMPLATE.scheme
 PERMUTATIONS = _TEMPLATE.permutations  # made once: MinHash() draws them anew every time
@@ -51,55 +55,12 @@ def signature(text: str) -> bytes | None:
     return m.hashvalues.astype(np.uint64).tobytes()
 
 
-def _minhash(sig: bytes) -> MinHash:
-    return MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(sig, dtype=np.uint64),
-                   scheme=SCHEME, permutations=PERMUTATIONS)
-
-
-class Clusters:
-    """Which stored story a new article copies. Keys are article ids; a cluster is named by
-    the id of its first article. Articles are forgotten by forget_before(), so that an index
-    kept by a long-running service holds a window of days, not everything since it started
-    (about 4 KB per article in datasketch's in-memory LSH)."""
-
-    def __init__(self) -> None:
-        self.lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
-        self.cluster_of: dict[int, int] = {}
-        self._added: list[tuple[datetime, int]] = []  # a heap of (fetched_at, id)
-
-    def add(self, article_id: int, sig: bytes | None, fetched_at: datetime,
-            cluster_id: int | None = None) -> int:
-        """Index an article; returns its cluster (an earlier copy's, else its own id)."""
-        if article_id not in self.cluster_of:
-            heapq.heappush(self._added, (fetched_at, article_id))
-        if sig is None:
-            self.cluster_of[article_id] = cluster_id or article_id
-            return self.cluster_of[article_id]
-        m = _minhash(sig)
-        if cluster_id is None:
-            matches = [self.cluster_of[k] for k in self.lsh.query(m) if k in self.cluster_of]
-            cluster_id = min(matches) if matches else article_id
-        if article_id not in self.lsh:
-            self.lsh.insert(article_id, m)
-        self.cluster_of[article_id] = cluster_id
-        return cluster_id
-
-    def discard(self, article_id: int) -> None:
-        """Take an article out (its text changed); its place in the window is dropped later."""
-        if article_id in self.lsh:
-            self.lsh.remove(article_id)
-        self.cluster_of.pop(article_id, None)
-
-    def forget_before(self, cutoff: datetime) -> int:
-        """Drop the articles fetched before *cutoff*; returns how many."""
-        dropped = 0
-        while self._added and self._added[0][0] < cutoff:
-            _, article_id = heapq.heappop(self._added)
-            if article_id in self.lsh:
-                self.lsh.remove(article_id)
-            self.cluster_of.pop(article_id, None)
-            dropped += 1
-        return dropped
-
-    def __len__(self) -> int:
-        return len(self.cluster_of)
+def band_keys(sig: bytes) -> list[int]:
+    """The signature's LSH band keys, as SQLite INTEGERs: articles that share one are candidate
+    copies (datasketch's MinHashLSH banding, kept in the database by the store). Each band's
+    ROWS hash values are hashed with the band's number, so equal values in different bands
+    never meet."""
+    width = ROWS * 8
+    return [int.from_bytes(blake2b(bytes([band]) + sig[band * width:(band + 1) * width],
+                                   digest_size=8).digest(), "big", signed=True)
+            for band in range(BANDS)]

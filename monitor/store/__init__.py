@@ -167,17 +167,6 @@ class Store:
             return int(self.db.execute("SELECT count(*) FROM articles WHERE id > ?",
                                        [last]).fetchone()[0])
 
-    def signatures_since(self, since: datetime
-                         ) -> list[tuple[int, int | None, bytes | None, datetime]]:
-        """Clustered articles fetched since *since*, oldest first: id, cluster, signature,
-        fetched_at."""
-        rows = self.db.execute(
-            "SELECT id, cluster_id, signature, fetched_at FROM articles WHERE fetched_at >= ? "
-            "AND cluster_id IS NOT NULL ORDER BY fetched_at, id", [iso(since)])
-        # stored as UTC (iso()); rows written without an offset are UTC too
-        return [(i, c, sig, datetime.fromisoformat(at).replace(tzinfo=UTC))
-                for i, c, sig, at in rows]
-
     def unclustered(self, guids: list[str]) -> list[tuple[int, bytes | None]]:
         out: list[tuple[int, bytes | None]] = []
         for i in range(0, len(guids), 500):
@@ -194,10 +183,40 @@ class Store:
             self.db.conn.executemany("INSERT OR IGNORE INTO sightings (feed_url, story_key, "
                                      "seen_at) VALUES (?, ?, ?)", rows)
 
-    def set_clusters(self, pairs: list[tuple[int, int]]) -> None:
+    def cluster(self, articles: list[tuple[int, list[int] | None]], since: datetime
+                ) -> list[tuple[int, int]]:
+        """Put each article (id, LSH band keys or None) in the story of an earlier copy fetched
+        since *since* (one sharing a band key; the earliest story if several), else in a story
+        of its own, and index its keys for the copies to come. In order, in one transaction:
+        a copy finds one earlier in the list. Returns (id, cluster) pairs."""
+        out = []
         with self._write():
-            self.db.conn.executemany("UPDATE articles SET cluster_id = ? WHERE id = ?",
-                                     [(c, i) for i, c in pairs])
+            conn = self.db.conn
+            for article_id, keys in articles:
+                cluster = None
+                if keys:
+                    cluster = conn.execute(
+                        f"SELECT min(a.cluster_id) FROM lsh_bands l JOIN articles a ON "
+                        f"a.id = l.article_id WHERE l.key IN ({','.join('?' * len(keys))}) "
+                        "AND a.fetched_at >= ? AND a.cluster_id IS NOT NULL AND a.id != ?",
+                        [*keys, iso(since), article_id]).fetchone()[0]
+                    conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) "
+                                     "VALUES (?, ?)", [(k, article_id) for k in keys])
+                cluster = cluster or article_id
+                conn.execute("UPDATE articles SET cluster_id = ? WHERE id = ?",
+                             [cluster, article_id])
+                out.append((article_id, cluster))
+        return out
+
+    def recluster(self, article_id: int, old_keys: list[int] | None,
+                  keys: list[int] | None, since: datetime) -> int:
+        """An article's text changed (it arrived late): its old band keys go, and it is
+        clustered again. Returns its cluster."""
+        with self._write():
+            if old_keys:
+                self.db.conn.executemany("DELETE FROM lsh_bands WHERE key = ? AND article_id = ?",
+                                         [(k, article_id) for k in old_keys])
+            return self.cluster([(article_id, keys)], since)[0][1]
 
     def cluster_members(self, cluster_ids: list[int]) -> list[dict[str, Any]]:
         if not cluster_ids:
@@ -256,10 +275,20 @@ class Store:
         return [_decode(dict(zip(cols, row, strict=True))) for row in cur]
 
     def articles_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
-        where, args = ("coalesce(published, fetched_at) >= ?", [iso(since)]) if since \
-            else (None, [])
-        for row in self.db["articles"].rows_where(where, args, order_by="id"):
-            yield _decode(row)
+        """Articles dated (else stored) since *since*, or all, in id order: their ids first
+        (from an index), then their rows 500 at a time, so that a million never sit in
+        memory and writes may come between two batches."""
+        where, args = ("WHERE coalesce(published, fetched_at) >= ?", [iso(since)]) if since \
+            else ("", [])
+        ids = [r[0] for r in self.db.conn.execute(f"SELECT id FROM articles {where}", args)]
+        ids.sort()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            cur = self.db.conn.execute(f"SELECT * FROM articles WHERE id IN "
+                                       f"({','.join('?' * len(chunk))}) ORDER BY id", chunk)
+            cols = [c[0] for c in cur.description]
+            for row in cur.fetchall():
+                yield _decode(dict(zip(cols, row, strict=True)))
 
     def update_scores(self, rows: list[dict[str, Any]], now: datetime) -> None:
         """rows: {id, score, flagged, matches, tags}. An article flagged now that was not
@@ -279,7 +308,7 @@ class Store:
         """Articles whose page is due for another try, the longest waiting first."""
         cur = self.db.conn.execute(
             "SELECT id, url, feed_url, guid, title, author, published, fetched_at, language, "
-            "page_tries, extract_error, cluster_id, flagged FROM articles "
+            "page_tries, extract_error, cluster_id, flagged, signature FROM articles "
             "WHERE retry_at IS NOT NULL AND retry_at <= ? ORDER BY retry_at LIMIT ?",
             [iso(now), limit])
         cols = [c[0] for c in cur.description]

@@ -3,6 +3,8 @@ add a new function."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("monitor")
@@ -161,3 +163,43 @@ def m010_labels(db: Database) -> None:
     db["labels"].create({"id": int, "article_id": int, "label": str, "created_at": str,
                          "note": str}, pk="id", foreign_keys=[("article_id", "articles", "id")])
     db["labels"].create_index(["article_id", "id"])
+
+
+@migrations()
+def m011_lsh_bands(db: Database) -> None:
+    """The near-duplicate index in the database, not in memory (datasketch's in-memory LSH
+    took about 5 KB an article, loaded at every start): each clustered article's LSH band
+    keys. Filled here for the articles a new one can still be a copy of (the window of
+    pipeline.CLUSTER_DAYS before the newest article, with a day to spare); older ones are
+    never looked up again, and need no keys."""
+    # digest.cluster.band_keys as it is today: a later change to it must come with a
+    # migration that rebuilds this table, which then runs after this one
+    from ..digest.cluster import band_keys
+
+    db.execute("CREATE TABLE lsh_bands (key INTEGER NOT NULL, article_id INTEGER NOT NULL, "
+               "PRIMARY KEY (key, article_id)) WITHOUT ROWID")
+    newest = db.execute("SELECT max(fetched_at) FROM articles").fetchone()[0]
+    if newest is None:
+        return
+    since = (datetime.fromisoformat(newest) - timedelta(days=31)).isoformat(timespec="seconds")
+    last = 0
+    while True:
+        rows = db.execute("SELECT id, signature FROM articles WHERE id > ? AND fetched_at >= ? "
+                          "AND signature IS NOT NULL AND cluster_id IS NOT NULL ORDER BY id "
+                          "LIMIT 5000", [last, since]).fetchall()
+        if not rows:
+            return
+        # sorted by key: the B-tree is filled in order, not at random places
+        db.conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) VALUES (?, ?)",
+                            sorted((key, i) for i, sig in rows for key in band_keys(sig)))
+        last = rows[-1][0]
+
+
+@migrations()
+def m012_indexes_for_a_large_archive(db: Database) -> None:
+    """Found at a million articles (scripts/bench_scale.py): `status` counted each feed's
+    articles of the last 7 days by reading their rows, text and all, and `rescore --since`
+    read every row to find the days it was asked for."""
+    db.execute("CREATE INDEX articles_feed_fetched ON articles (feed_url, fetched_at)")
+    db.execute("DROP INDEX IF EXISTS idx_articles_feed_url")  # the new one starts with it
+    db.execute("CREATE INDEX articles_day ON articles (coalesce(published, fetched_at))")
