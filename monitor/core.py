@@ -26,6 +26,7 @@ from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
 from .pipeline import Pipeline
 from .scoring import Rules, load_rules, score
+from .store import SEARCH_LIMIT as SEARCH_LIMIT
 from .store import Store
 
 T = TypeVar("T")

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from datetime import timedelta
 
 import feedparser
 import httpx
@@ -17,7 +18,7 @@ import pytest
 from monitor.core import make_monitor
 from monitor.web import CSP, make_app
 
-from .helpers import item, rss, stored_day
+from .helpers import NOW, item, rss, stored_day
 from .test_digest import BODY, DISTINCT
 
 pytestmark = pytest.mark.dates  # pages are days; also run with the clock moved ahead
@@ -174,3 +175,27 @@ def test_other_addresses_need_a_password(room, monkeypatch):
     finally:
         guarded.close()
         monitor.close()
+
+
+def test_a_common_word_is_ranked_among_its_newest_matches(tmp_path, monkeypatch):
+    """Ranking every match of a common word in a large archive takes seconds: past
+    SEARCH_LIMIT matches, the best of the newest SEARCH_LIMIT come first, and the count says
+    'more than'. Below it, every match is ranked."""
+    import monitor.store
+    from monitor.store import Store
+
+    from .test_digest import _articles
+
+    monkeypatch.setattr(monitor.store, "SEARCH_LIMIT", 3)
+    store = Store(tmp_path / "m.db")
+    texts = ["cameras " * 30, "cameras once", "cameras twice cameras", "cameras once more",
+             "cameras and cameras and cameras"]  # the oldest matches best
+    _articles(store, [(n, NOW, text) for n, text in enumerate(texts, 1)])
+    total, rows = store.search("cameras")
+    assert total == 4 and [r["id"] for r in rows] == [5, 3, 4]
+    assert [r["id"] for r in store.search("cameras", limit=1, offset=1)[1]] == [3]
+    total, rows = store.search("once")
+    assert total == 2 and {r["id"] for r in rows} == {2, 4}
+    total, rows = store.search("cameras", start=NOW + timedelta(days=1))
+    assert (total, rows) == (0, [])
+    store.close()

@@ -17,6 +17,7 @@ from ..models import Article, FeedResult
 from .schema import migrations
 
 BUSY_TIMEOUT_MS = 15_000
+SEARCH_LIMIT = 1000  # matches ranked and counted by a search: the newest ones
 
 
 def iso(when: datetime | None) -> str | None:
@@ -94,11 +95,16 @@ class Store:
 
     def feed_health(self, since: datetime) -> list[dict[str, Any]]:
         """Each feed with its articles since *since* and its share of 304 answers."""
+        # the pages waiting from their small partial index: SQLite would otherwise count them
+        # by reading every article of each feed
         sql = """SELECT f.*, (SELECT count(*) FROM articles a WHERE a.feed_url = f.url
                                AND a.fetched_at >= ?) AS recent_articles,
-                       (SELECT count(*) FROM articles a WHERE a.retry_at IS NOT NULL
-                               AND a.feed_url = f.url) AS pages_waiting
-                 FROM feeds f ORDER BY f.enabled DESC, f.name"""
+                        coalesce(w.n, 0) AS pages_waiting
+                 FROM feeds f LEFT JOIN (SELECT feed_url, count(*) AS n FROM articles
+                                         INDEXED BY articles_waiting
+                                         WHERE retry_at IS NOT NULL GROUP BY feed_url) w
+                   ON w.feed_url = f.url
+                 ORDER BY f.enabled DESC, f.name"""
         cur = self.db.execute(sql, [iso(since)])
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur]
@@ -260,13 +266,15 @@ class Store:
 
     def flagged_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """The flagged articles of the stories first flagged in [start, end): an article whose
-        story (cluster) had a copy flagged earlier belongs to that earlier digest."""
+        story (cluster) had a copy flagged earlier belongs to that earlier digest. (`+flagged`
+        here and below keeps SQLite on the flagged_at index, not on every flagged article
+        of the archive.)"""
         sql = """SELECT a.id, a.url, a.feed_url, a.guid, a.title, a.author, a.published,
                         a.fetched_at, a.flagged_at, a.text, a.language, a.score, a.flagged,
                         a.matches, a.tags, a.cluster_id,
                         coalesce(f.name, a.feed_url) AS feed_name FROM articles a
                  LEFT JOIN feeds f ON f.url = a.feed_url
-                 WHERE a.flagged = 1 AND a.flagged_at >= ? AND a.flagged_at < ?
+                 WHERE +a.flagged = 1 AND a.flagged_at >= ? AND a.flagged_at < ?
                    AND NOT EXISTS (SELECT 1 FROM articles b WHERE b.cluster_id = a.cluster_id
                                    AND b.flagged = 1 AND b.flagged_at < ?)
                  ORDER BY a.score DESC, a.id"""
@@ -352,9 +360,10 @@ class Store:
     def search(self, query: str, *, flagged: bool = False, start: datetime | None = None,
                end: datetime | None = None, feed: str | None = None, tag: str | None = None,
                limit: int = 20, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-        """Full-text search over titles and texts, best matches first: (total, one page).
-        Snippets mark the matched words with \x02 and \x03. A malformed query raises
-        StorageError with SQLite's message."""
+        """Full-text search over titles and texts: (how many match, one page of them). The
+        best matches come first, among the newest SEARCH_LIMIT of them when there are more;
+        the count stops at SEARCH_LIMIT + 1. Snippets mark the matched words with \x02 and
+        \x03. A malformed query raises StorageError with SQLite's message."""
         where, args = ["articles_fts MATCH ?"], [query]
         if flagged:
             where.append("a.flagged = 1")
@@ -374,7 +383,13 @@ class Store:
         body = (" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid "
                 "LEFT JOIN feeds f ON f.url = a.feed_url WHERE " + " AND ".join(where))
         try:
-            total = int(self.db.conn.execute("SELECT count(*)" + body, args).fetchone()[0])
+            # the newest matches, newest first (FTS5 walks its index backwards and stops):
+            # ranking every match of a common word in a million articles would take seconds
+            newest = [r[0] for r in self.db.conn.execute(
+                "SELECT articles_fts.rowid" + body + " ORDER BY articles_fts.rowid DESC "
+                "LIMIT ?", [*args, SEARCH_LIMIT + 1])]
+            if len(newest) > SEARCH_LIMIT:
+                body += f" AND articles_fts.rowid >= {int(newest[SEARCH_LIMIT - 1])}"
             cur = self.db.conn.execute(
                 "SELECT a.id, a.title, a.url, a.feed_url, coalesce(f.name, a.feed_url) AS "
                 "feed_name, a.published, a.fetched_at, a.score, a.flagged, a.cluster_id, "
@@ -383,7 +398,7 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StorageError(f"search: {exc}") from None
         cols = [c[0] for c in cur.description]
-        return total, [dict(zip(cols, row, strict=True)) for row in cur]
+        return len(newest), [dict(zip(cols, row, strict=True)) for row in cur]
 
     def add_label(self, article_id: int, label: str, note: str | None, now: datetime) -> None:
         with self._write():
@@ -428,7 +443,7 @@ class Store:
         sql = """SELECT a.id, a.cluster_id AS story, a.title, a.url, a.feed_url, a.score,
                         a.matches, a.tags, a.text, coalesce(f.name, a.feed_url) AS feed_name
                  FROM articles a LEFT JOIN feeds f ON f.url = a.feed_url
-                 WHERE a.flagged = 1 AND a.flagged_at >= ? AND a.cluster_id IS NOT NULL
+                 WHERE +a.flagged = 1 AND a.flagged_at >= ? AND a.cluster_id IS NOT NULL
                    AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.rule = ?
                                    AND x.story = a.cluster_id)
                  ORDER BY a.score DESC, a.id"""
@@ -475,7 +490,7 @@ class Store:
         with self._write():
             cur = self.db.conn.execute(
                 "UPDATE articles SET text = NULL, summary = NULL WHERE fetched_at < ? "
-                "AND flagged = 0 AND (text IS NOT NULL OR summary IS NOT NULL) AND NOT EXISTS "
+                "AND +flagged = 0 AND (text IS NOT NULL OR summary IS NOT NULL) AND NOT EXISTS "
                 "(SELECT 1 FROM labels l WHERE l.article_id = articles.id)", [iso(before)])
         return cur.rowcount
 

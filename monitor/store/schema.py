@@ -203,3 +203,10 @@ def m012_indexes_for_a_large_archive(db: Database) -> None:
     db.execute("CREATE INDEX articles_feed_fetched ON articles (feed_url, fetched_at)")
     db.execute("DROP INDEX IF EXISTS idx_articles_feed_url")  # the new one starts with it
     db.execute("CREATE INDEX articles_day ON articles (coalesce(published, fetched_at))")
+
+
+@migrations()
+def m013_articles_with_text(db: Database) -> None:
+    """Retention finds the old articles that still have text without reading the others."""
+    db.execute("CREATE INDEX articles_with_text ON articles (fetched_at) "
+               "WHERE text IS NOT NULL OR summary IS NOT NULL")

@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..core import Monitor
+from ..core import SEARCH_LIMIT, Monitor
 from ..digest import render
 from ..digest.build import Story, highlight, safe_url
 from ..errors import ConfigError, StorageError
@@ -187,10 +187,10 @@ class ReadingRoom:
                                "a trailing * for prefixes.")
         for r in results:
             r["snippet_html"] = _snippet(r["snippet"] or "")
-        pages = (total + PER_PAGE - 1) // PER_PAGE
+        pages = (min(total, SEARCH_LIMIT) + PER_PAGE - 1) // PER_PAGE
         return self._page("search.html.j2", request, q=query, results=results, total=total,
                           page=page, pages=pages, message=message, feeds=feeds,
-                          params=dict(q.items()))
+                          params=dict(q.items()), limit=SEARCH_LIMIT)
 
     def feeds(self, request: Request) -> Response:
         with self._reading() as monitor:
