@@ -199,3 +199,16 @@ def test_a_common_word_is_ranked_among_its_newest_matches(tmp_path, monkeypatch)
     total, rows = store.search("cameras", start=NOW + timedelta(days=1))
     assert (total, rows) == (0, [])
     store.close()
+
+
+def test_the_search_page_says_when_it_ranks_only_the_newest(room, monkeypatch):
+    import monitor.store
+    import monitor.web
+
+    served, _, _ = room
+    for module in (monitor.store, monitor.web):
+        monkeypatch.setattr(module, "SEARCH_LIMIT", 1)
+    with httpx.Client(base_url=served.base) as client:
+        page = client.get("/search", params={"q": "cameras"}).text
+    assert "More than 1 articles, the best of the newest 1 first" in page
+    assert page.count('class="result"') == 1
