@@ -180,7 +180,7 @@ def test_other_addresses_need_a_password(room, monkeypatch):
 def test_a_common_word_is_ranked_among_its_newest_matches(tmp_path, monkeypatch):
     """Ranking every match of a common word in a large archive takes seconds: past
     SEARCH_LIMIT matches, the best of the newest SEARCH_LIMIT come first, and the count says
-    'more than'. Below it, every match is ranked."""
+    'more than'. Below it, every match is ranked. By default the newest come first."""
     import monitor.store
     from monitor.store import Store
 
@@ -191,9 +191,11 @@ def test_a_common_word_is_ranked_among_its_newest_matches(tmp_path, monkeypatch)
     texts = ["cameras " * 30, "cameras once", "cameras twice cameras", "cameras once more",
              "cameras and cameras and cameras"]  # the oldest matches best
     _articles(store, [(n, NOW, text) for n, text in enumerate(texts, 1)])
-    total, rows = store.search("cameras")
+    total, rows = store.search("cameras", order="best")
     assert total == 4 and [r["id"] for r in rows] == [5, 3, 4]
-    assert [r["id"] for r in store.search("cameras", limit=1, offset=1)[1]] == [3]
+    assert [r["id"] for r in store.search("cameras", order="best", limit=1, offset=1)[1]] == [3]
+    total, rows = store.search("cameras")  # by default, the newest first
+    assert total == 4 and [r["id"] for r in rows] == [5, 4, 3]
     total, rows = store.search("once")
     assert total == 2 and {r["id"] for r in rows} == {2, 4}
     total, rows = store.search("cameras", start=NOW + timedelta(days=1))
@@ -209,6 +211,8 @@ def test_the_search_page_says_when_it_ranks_only_the_newest(room, monkeypatch):
     for module in (monitor.store, monitor.web):
         monkeypatch.setattr(module, "SEARCH_LIMIT", 1)
     with httpx.Client(base_url=served.base) as client:
-        page = client.get("/search", params={"q": "cameras"}).text
-    assert "More than 1 articles, the best of the newest 1 first" in page
-    assert page.count('class="result"') == 1
+        page = client.get("/search", params={"q": "cameras", "order": "best"}).text
+        assert "More than 1 articles, the best of the newest 1 first" in page
+        assert page.count('class="result"') == 1
+        newest = client.get("/search", params={"q": "cameras"}).text
+        assert "More than 1 articles (narrow" in newest

@@ -359,11 +359,12 @@ class Store:
 
     def search(self, query: str, *, flagged: bool = False, start: datetime | None = None,
                end: datetime | None = None, feed: str | None = None, tag: str | None = None,
-               limit: int = 20, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-        """Full-text search over titles and texts: (how many match, one page of them). The
-        best matches come first, among the newest SEARCH_LIMIT of them when there are more;
-        the count stops at SEARCH_LIMIT + 1. Snippets mark the matched words with \x02 and
-        \x03. A malformed query raises StorageError with SQLite's message."""
+               order: str = "newest", limit: int = 20, offset: int = 0
+               ) -> tuple[int, list[dict[str, Any]]]:
+        """Full-text search over titles and texts: (how many match, one page of them), the
+        newest first, or (order="best") the best matches among the newest SEARCH_LIMIT; the
+        count stops at SEARCH_LIMIT + 1. Snippets mark the matched words with \x02 and \x03.
+        A malformed query raises StorageError with SQLite's message."""
         where, args = ["articles_fts MATCH ?"], [query]
         if flagged:
             where.append("a.flagged = 1")
@@ -390,11 +391,14 @@ class Store:
                 "LIMIT ?", [*args, SEARCH_LIMIT + 1])]
             if len(newest) > SEARCH_LIMIT:
                 body += f" AND articles_fts.rowid >= {int(newest[SEARCH_LIMIT - 1])}"
+            # bm25 counts every article that holds each word (its IDF): the best matches
+            # cost time in proportion to how common the words are, the newest do not
+            ranking = "rank" if order == "best" else "articles_fts.rowid DESC"
             cur = self.db.conn.execute(
                 "SELECT a.id, a.title, a.url, a.feed_url, coalesce(f.name, a.feed_url) AS "
                 "feed_name, a.published, a.fetched_at, a.score, a.flagged, a.cluster_id, "
                 "snippet(articles_fts, 1, char(2), char(3), '…', 24) AS snippet"
-                + body + " ORDER BY rank LIMIT ? OFFSET ?", [*args, limit, offset])
+                + body + f" ORDER BY {ranking} LIMIT ? OFFSET ?", [*args, limit, offset])
         except sqlite3.OperationalError as exc:
             raise StorageError(f"search: {exc}") from None
         cols = [c[0] for c in cur.description]

@@ -180,6 +180,7 @@ class ReadingRoom:
                     total, results = monitor.search(
                         query, flagged=q.get("flagged") == "1", first=start, last=end,
                         feed=q.get("feed") or None, tag=q.get("tag") or None,
+                        order="best" if q.get("order") == "best" else "newest",
                         limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
                 except StorageError as exc:
                     message = (f"That search could not be read ({str(exc).split(': ', 2)[-1]})."
