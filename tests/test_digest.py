@@ -293,6 +293,23 @@ def test_the_index_is_filled_from_stored_signatures_on_upgrade(tmp_path):
     store.close()
 
 
+def test_the_minhash_is_datasketchs():
+    """cluster.minhash computes datasketch's MinHash (2.x, default scheme, seed 1) without
+    importing datasketch (which loads SciPy): the same 64 values for any input."""
+    import numpy as np
+    from datasketch import MinHash
+
+    from monitor.digest import cluster
+
+    rnd = np.random.default_rng(5)
+    inputs = [np.array([0], dtype=np.uint32), np.array([2**32 - 1, 7, 7], dtype=np.uint32)]
+    inputs += [rnd.integers(0, 2**32, size=n, dtype=np.uint32) for n in (1, 2, 30, 500, 20_000)]
+    for values in inputs:
+        m = MinHash(num_perm=cluster.NUM_PERM, hashfunc=int)
+        m.update_batch(values.tolist())
+        assert cluster.minhash(values) == m.hashvalues.astype(np.uint64).tobytes()
+
+
 def test_the_stored_index_decides_as_datasketch_did(tmp_path):
     """The same decisions as the in-memory index it replaced (datasketch's MinHashLSH with a
     30-day window, kept here as the reference): 600 articles, a third of them copies of an
@@ -338,8 +355,8 @@ def test_the_stored_index_decides_as_datasketch_did(tmp_path):
         if sig is None:
             cluster_of[n] = n
         else:
-            m = MinHash(num_perm=cluster.NUM_PERM, hashvalues=np.frombuffer(sig, np.uint64),
-                        scheme=cluster.SCHEME, permutations=cluster.PERMUTATIONS)
+            m = MinHash(num_perm=cluster.NUM_PERM, scheme="affine32",
+                        hashvalues=np.frombuffer(sig, np.uint64).astype(np.uint32))
             matches = [cluster_of[k] for k in lsh.query(m) if k in cluster_of]
             cluster_of[n] = min(matches) if matches else n
             lsh.insert(n, m)
