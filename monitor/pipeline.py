@@ -307,7 +307,7 @@ class Pipeline:
             articles = [t.result() for t in tasks if t not in pending]
             result.new_articles = await self._write(Store.add_articles, articles, now)
             if result.new_articles:
-                await self._cluster(articles, now)
+                await self._cluster(articles)
         finally:  # stored now, or to be tried again on the next poll
             for e in entries:
                 self._claimed.difference_update((e.guid, e.url))
@@ -335,7 +335,7 @@ class Pipeline:
             log.error("internal error (a bug: please report it)", exc_info=exc,
                       extra={"feed": feed_url, "outcome": what.rstrip(": ")})
 
-    async def _cluster(self, articles: list[Article], fetched_at: datetime) -> None:
+    async def _cluster(self, articles: list[Article]) -> None:
         """Put each new article in the cluster of an earlier copy of the same story (the index
         is a table: nothing is loaded, whatever the archive's size)."""
         new = await self._read(Store.unclustered, [a.entry.guid for a in articles])

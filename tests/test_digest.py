@@ -268,6 +268,26 @@ def test_the_cluster_index_looks_back_over_a_window_of_days(tmp_path):
     store.close()
 
 
+def test_a_late_text_moves_its_article_into_the_story_it_copies(tmp_path):
+    """A page whose text arrives on a retry was clustered on its feed summary: its old band
+    keys go, and it joins the story its text copies."""
+    from monitor.digest.cluster import band_keys, signature
+    from monitor.store import Store
+
+    summary = " ".join(text for _, text in DISTINCT) * 2
+    copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
+    store = Store(tmp_path / "m.db")
+    _articles(store, [(1, NOW, BODY * 2), (2, NOW, summary)])
+    assert _cluster(store, 1, signature(BODY * 2), NOW) == 1
+    assert _cluster(store, 2, signature(summary), NOW) == 2
+    since = NOW - timedelta(days=30)
+    assert store.recluster(2, band_keys(signature(summary)), band_keys(signature(copy)),
+                           since) == 1
+    keys = {k for (k,) in store.db.execute("SELECT key FROM lsh_bands WHERE article_id = 2")}
+    assert keys == set(band_keys(signature(copy)))
+    store.close()
+
+
 def test_the_index_is_filled_from_stored_signatures_on_upgrade(tmp_path):
     """Migration m011: a database clustered by the in-memory index gets the band keys of the
     articles a new one can still copy (the last 31 days); older ones get none."""
