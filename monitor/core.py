@@ -24,7 +24,7 @@ from .digest.mail import build_message, send
 from .errors import ConfigError, Interrupted
 from .fetch import Fetcher
 from .models import CycleSummary, FeedResult, Score
-from .pipeline import Pipeline
+from .pipeline import CLUSTER_DAYS, Pipeline
 from .scoring import Rules, load_rules, score
 from .store import SEARCH_LIMIT as SEARCH_LIMIT
 from .store import Store
@@ -114,8 +114,7 @@ class Monitor:
         async def cycle() -> CycleSummary:
             summary = await self.poll_async(on_result, allow_private=allow_private)
             summary.alerts_sent, summary.alerts_failed = await self.alert()
-            if self.settings.retention_days:
-                await asyncio.to_thread(self._apart, Monitor.apply_retention)
+            await asyncio.to_thread(self._apart, Monitor.housekeeping)
             return summary
         return asyncio.run(_interruptible(cycle()))
 
@@ -372,6 +371,14 @@ class Monitor:
         if not days:
             return 0
         return self.store.drop_old_text(self.clock() - timedelta(days=days))
+
+    def housekeeping(self) -> int:
+        """Retention (when set), and the near-duplicate keys no new article can match any
+        more (at most once a day). Returns how many articles' text retention dropped."""
+        dropped = self.apply_retention()
+        now = self.clock()
+        self.store.prune_bands(now - timedelta(days=CLUSTER_DAYS + 1), now)
+        return dropped
 
     def compact(self) -> tuple[int, int]:
         """Retention now, then VACUUM: (articles whose text went, bytes given back)."""

@@ -145,7 +145,8 @@ class Pipeline:
         # one extracting 80 pages a second busy through 200 ms of latency; two more queue.
         self._workers = settings.extract_workers or os.cpu_count() or 1
         self._slots(settings)
-        self._claimed: set[str] = set()  # guids and URLs of entries being fetched right now
+        # entries being fetched right now, by (feed, guid) and by URL -> the feed storing it
+        self._claimed: dict[tuple[str, ...], str] = {}
         self._bugs: set[tuple[str, str]] = set()  # kinds of internal error already logged
         self.bugs = 0  # internal errors so far
         self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
@@ -294,10 +295,11 @@ class Pipeline:
             return validators
         parsed = await self.parse(feed.url, response, now)
         result.warning = parsed.warning
-        entries = await self._new_entries(parsed.entries)
-        tasks = [asyncio.create_task(self._article(e, feed)) for e in entries]
+        entries = await self._new_entries(feed.url, parsed.entries)
         pending: set[asyncio.Task[Article]] = set()
+        tasks: list[asyncio.Task[Article]] = []
         try:
+            tasks += [asyncio.create_task(self._article(e, feed)) for e in entries]
             if tasks:  # leave a tenth of the poll's deadline for storing what is done
                 budget = self.settings.poll_deadline * 0.9 - (loop.time() - started)
                 _, pending = await asyncio.wait(tasks, timeout=max(budget, 0.1))
@@ -305,12 +307,14 @@ class Pipeline:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
             articles = [t.result() for t in tasks if t not in pending]
-            result.new_articles = await self._write(Store.add_articles, articles, now)
-            if result.new_articles:
-                await self._cluster(articles)
+            added = await self._write(Store.add_articles, articles,
+                                      [_keys(a.signature) for a in articles], now,
+                                      self._cluster_since())
+            result.new_articles = len(added)
         finally:  # stored now, or to be tried again on the next poll
-            for e in entries:
-                self._claimed.difference_update((e.guid, e.url))
+            for task in tasks:
+                task.cancel()  # those still fetching, when the poll itself was cancelled
+            self._release(entries)
         result.flagged = sum(1 for a in articles if a.score and a.score.flagged)
         result.status = "ok"
         if pending:
@@ -335,34 +339,43 @@ class Pipeline:
             log.error("internal error (a bug: please report it)", exc_info=exc,
                       extra={"feed": feed_url, "outcome": what.rstrip(": ")})
 
-    async def _cluster(self, articles: list[Article]) -> None:
-        """Put each new article in the cluster of an earlier copy of the same story (the index
-        is a table: nothing is loaded, whatever the archive's size)."""
-        new = await self._read(Store.unclustered, [a.entry.guid for a in articles])
-        await self._write(Store.cluster, [(i, _keys(sig)) for i, sig in new],
-                          self._cluster_since())
-
     def _cluster_since(self) -> datetime:
         return self.clock() - timedelta(days=CLUSTER_DAYS)
 
-    async def _new_entries(self, entries: tuple[Entry, ...]) -> list[Entry]:
-        """Entries not stored yet; the others are recorded as sightings of their story."""
+    async def _new_entries(self, feed_url: str, entries: tuple[Entry, ...]) -> list[Entry]:
+        """Entries not stored yet, claimed until stored (another feed carrying the same URL
+        meanwhile waits for it); those another feed stored or is storing are recorded as
+        sightings of their story. A guid is the feed's own: only a URL is shared."""
         guids = [e.guid for e in entries]
         urls = [e.url for e in entries if e.url]
-        seen_guids, seen_urls = await self._read(Store.known, guids, urls)
+        seen_guids, seen_urls = await self._read(Store.known, feed_url, guids, urls)
         fresh, seen = [], []
         for e in entries:
-            keys = {e.guid, e.url} - {None}
-            if e.guid in seen_guids or e.url in seen_urls or keys & self._claimed:
-                first = seen_urls.get(e.url or "") or seen_guids.get(e.guid)
-                if first != e.feed_url:  # another feed carries it too
+            keys = _claim_keys(e)
+            if e.guid in seen_guids or any(k in self._claimed for k in keys):
+                first = self._claimed.get(("url", e.url)) if e.url else None
+                if first is not None and first != feed_url:  # another feed is storing it
                     seen.append(e)
                 continue
-            self._claimed.update(keys)  # type: ignore[arg-type]
+            if e.url in seen_urls:
+                if seen_urls[e.url] != feed_url:  # another feed carries it too
+                    seen.append(e)
+                continue
+            for k in keys:
+                self._claimed[k] = feed_url
             fresh.append(e)
         if seen:
-            await self._write(Store.add_sightings, seen, self.clock())
+            try:
+                await self._write(Store.add_sightings, seen, self.clock())
+            except BaseException:  # the claims go with the poll that failed
+                self._release(fresh)
+                raise
         return fresh
+
+    def _release(self, entries: Iterable[Entry]) -> None:
+        for e in entries:
+            for k in _claim_keys(e):
+                self._claimed.pop(k, None)
 
     async def _article(self, entry: Entry, feed: FeedConfig) -> Article:
         page: Page | None = None
@@ -534,6 +547,10 @@ class Pipeline:
         self._reads.shutdown(wait=True, cancel_futures=True)
         self._writer.close()
         self._reader.close()
+
+
+def _claim_keys(e: Entry) -> list[tuple[str, ...]]:
+    return [("guid", e.feed_url, e.guid)] + ([("url", e.url)] if e.url else [])
 
 
 def _keys(sig: bytes | None) -> list[int] | None:

@@ -272,12 +272,14 @@ class Service:
 
     def _write_digest(self, day: date) -> list[Path]:
         with self.monitor.apart() as monitor:  # in a thread: a connection of its own
-            written = monitor.write_daily_digest(day)
-            dropped = monitor.apply_retention()  # once a day, with the digest
+            return monitor.write_daily_digest(day)
+
+    def _housekeeping(self) -> None:
+        with self.monitor.apart() as monitor:  # in a thread: a connection of its own
+            dropped = monitor.housekeeping()
         if dropped:
             log.info("retention", extra={"outcome": f"text of {dropped} old unflagged "
                                                     "articles dropped"})
-        return written
 
     def _schedule_digest(self) -> None:
         s = self.monitor.settings
@@ -296,4 +298,10 @@ class Service:
             log.error("digest failed", extra={"outcome": str(exc)})
         except Exception:
             log.exception("digest job raised")
+        try:  # once a day with the digest, whatever became of it (an email that failed)
+            await asyncio.to_thread(self._housekeeping)
+        except MonitorError as exc:
+            log.error("housekeeping failed", extra={"outcome": str(exc)})
+        except Exception:
+            log.exception("housekeeping raised")
 

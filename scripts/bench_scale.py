@@ -6,7 +6,7 @@ run.
     python scripts/bench_scale.py [--sizes 10000,100000,1000000] [--dir /tmp/monitor-scale]
                                   [--rebuild] [--port 18765]
 
-An archive is built through the store (Store.add_articles and Store.cluster, an hour of
+An archive is built through the store (Store.add_articles, which clusters as it stores, an hour of
 articles at a time): a year of articles from 300 feeds. The last 7 days are the same in every
 archive (1,300 articles a day: what the daily figures read), the rest spread over the year
 before them, so that the archives differ by their history alone. Text lengths around 2,500
@@ -168,10 +168,8 @@ def build(path: Path, size: int, port: int, now: datetime) -> float:
         made += count
         recent.append(this_hour)
         if batch:
-            store.add_articles(batch, at)
-            new = store.unclustered([a.entry.guid for a in batch])
-            store.cluster([(i, band_keys(sig) if sig else None) for i, sig in new],
-                          at - timedelta(days=CLUSTER_DAYS))
+            store.add_articles(batch, [band_keys(a.signature) if a.signature else None
+                                       for a in batch], at, at - timedelta(days=CLUSTER_DAYS))
         if hour % 720 == 0:
             print(f"    {made:,} articles, {time.perf_counter() - started:.0f} s", flush=True)
     for f in feeds:

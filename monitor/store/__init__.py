@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
 from ..errors import StorageError
-from ..models import Article, FeedResult
+from ..models import Article, Entry, FeedResult
 from .schema import migrations
 
 BUSY_TIMEOUT_MS = 15_000
@@ -53,7 +54,8 @@ class Store:
         if not store.path.exists():
             raise StorageError(f"{store.path}: no such database (run `monitor poll --once`)")
         try:
-            conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True,
+            uri = f"file:{quote(str(store.path.resolve()))}?mode=ro"  # '?', '#', '%' in names
+            conn = sqlite3.connect(uri, uri=True,
                                    timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             store.db = Database(conn)
         except sqlite3.Error as exc:
@@ -149,70 +151,113 @@ class Store:
 
     # -- articles ----------------------------------------------------------------------------
 
-    def known(self, guids: list[str], urls: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-        """Which of these guids and URLs are already stored, each with the feed that brought it."""
-        seen_guids: dict[str, str] = {}
+    def known(self, feed_url: str, guids: list[str], urls: list[str]
+              ) -> tuple[set[str], dict[str, str]]:
+        """Which of these guids the feed has brought before (a guid is only unique within its
+        feed: RSS ids such as "1", JSON Feed ids), and which URLs are stored, each with the
+        feed that brought it (any feed: one canonical URL is one story)."""
+        seen_guids: set[str] = set()
         seen_urls: dict[str, str] = {}
-        for column, values, out in (("guid", guids, seen_guids), ("url", urls, seen_urls)):
-            for i in range(0, len(values), 500):
-                chunk = values[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                out.update(self.db.execute(
-                    f"SELECT {column}, feed_url FROM articles WHERE {column} IN ({marks})",
-                    chunk).fetchall())
-        return seen_guids, seen_urls
-
-    def add_articles(self, articles: Iterable[Article], fetched_at: datetime) -> int:
-        """Insert in one transaction; an article already stored (same guid or URL) is skipped."""
-        rows = [_article_row(a, fetched_at) for a in articles]
-        if not rows:
-            return 0
-        with self._write():  # new rows take ids above the largest (count(*) reads them all)
-            last = self.db.execute("SELECT max(id) FROM articles").fetchone()[0] or 0
-            self.db["articles"].insert_all(rows, ignore=True, batch_size=500)
-            return int(self.db.execute("SELECT count(*) FROM articles WHERE id > ?",
-                                       [last]).fetchone()[0])
-
-    def unclustered(self, guids: list[str]) -> list[tuple[int, bytes | None]]:
-        out: list[tuple[int, bytes | None]] = []
         for i in range(0, len(guids), 500):
             chunk = guids[i:i + 500]
-            out += [(r[0], r[1]) for r in self.db.execute(
-                f"SELECT id, signature FROM articles WHERE cluster_id IS NULL AND guid IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
+            seen_guids.update(r[0] for r in self.db.conn.execute(
+                f"SELECT guid FROM articles WHERE feed_url = ? AND guid IN "
+                f"({','.join('?' * len(chunk))})", [feed_url, *chunk]))
+        for i in range(0, len(urls), 500):
+            chunk = urls[i:i + 500]
+            seen_urls.update(self.db.conn.execute(
+                f"SELECT url, feed_url FROM articles WHERE url IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return seen_guids, seen_urls
+
+    def add_articles(self, articles: Sequence[Article], keys: Sequence[list[int] | None],
+                     fetched_at: datetime, cluster_since: datetime) -> list[tuple[int, int]]:
+        """Store new articles, each put in its story in the same transaction: no interruption
+        leaves an article outside a story. *keys* are each article's LSH band keys (None when
+        its text is too short to compare). An article already stored (the same guid from the
+        same feed, or the same URL) is skipped; if another feed stored its URL meanwhile, this
+        feed is recorded as a sighting of it. Returns (id, story) of the articles added."""
+        rows = [_article_row(a, fetched_at) for a in articles]
+        if not rows:
+            return []
+        cols = list(rows[0])
+        insert = (f"INSERT OR IGNORE INTO articles ({', '.join(cols)}) "
+                  f"VALUES ({', '.join('?' * len(cols))})")
+        out = []
+        with self._write():
+            conn = self.db.conn
+            for row, article_keys in zip(rows, keys, strict=True):
+                cur = conn.execute(insert, [row[c] for c in cols])
+                if cur.rowcount == 1 and cur.lastrowid is not None:
+                    article_id = cur.lastrowid
+                    out.append((article_id, self._cluster_one(article_id, article_keys,
+                                                              cluster_since)))
+                elif row["url"] is not None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO sightings (feed_url, story_key, seen_at) "
+                        "SELECT ?, url, ? FROM articles WHERE url = ? AND feed_url != ?",
+                        [row["feed_url"], row["published"] or row["fetched_at"], row["url"],
+                         row["feed_url"]])
         return out
 
-    def add_sightings(self, entries: Iterable[Any], seen_at: datetime) -> None:
-        """Feeds that carried an already-stored story (by URL, else guid); once per feed."""
-        rows = [(e.feed_url, e.url or e.guid, iso(e.published or seen_at)) for e in entries]
+    def add_sightings(self, entries: Iterable[Entry], seen_at: datetime) -> None:
+        """Feeds that carried a story another feed stored (same URL); once per feed."""
+        rows = [(e.feed_url, e.url, iso(e.published or seen_at)) for e in entries if e.url]
         with self._write():
             self.db.conn.executemany("INSERT OR IGNORE INTO sightings (feed_url, story_key, "
                                      "seen_at) VALUES (?, ?, ?)", rows)
 
     def cluster(self, articles: list[tuple[int, list[int] | None]], since: datetime
                 ) -> list[tuple[int, int]]:
-        """Put each article (id, LSH band keys or None) in the story of an earlier copy fetched
-        since *since* (one sharing a band key; the earliest story if several), else in a story
-        of its own, and index its keys for the copies to come. In order, in one transaction:
-        a copy finds one earlier in the list. Returns (id, cluster) pairs."""
-        out = []
+        """Put each stored article (id, LSH band keys or None) in the story of an earlier copy
+        fetched since *since* (one sharing a band key; the earliest story if several), else in
+        a story of its own, and index its keys for the copies to come. In order, in one
+        transaction: a copy finds one earlier in the list. Returns (id, cluster) pairs."""
+        with self._write():
+            return [(i, self._cluster_one(i, keys, since)) for i, keys in articles]
+
+    def _cluster_one(self, article_id: int, keys: list[int] | None, since: datetime) -> int:
+        conn = self.db.conn
+        cluster = None
+        if keys:
+            cluster = conn.execute(
+                f"SELECT min(a.cluster_id) FROM lsh_bands l JOIN articles a ON "
+                f"a.id = l.article_id WHERE l.key IN ({','.join('?' * len(keys))}) "
+                "AND a.fetched_at >= ? AND a.cluster_id IS NOT NULL AND a.id != ?",
+                [*keys, iso(since), article_id]).fetchone()[0]
+            conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) "
+                             "VALUES (?, ?)", [(k, article_id) for k in keys])
+        cluster = cluster or article_id
+        conn.execute("UPDATE articles SET cluster_id = ? WHERE id = ?", [cluster, article_id])
+        return int(cluster)
+
+    def prune_bands(self, before: datetime, now: datetime) -> int | None:
+        """Drop the band keys of articles fetched before *before*: no new article looks that
+        far back. At most once a day (it reads the whole table); None when not due. Ids grow
+        with fetched_at, so the cut is the first id fetched since *before*, found by bisecting
+        ids (each step one row by its key) instead of reading the archive."""
+        cut = iso(before) or ""
         with self._write():
             conn = self.db.conn
-            for article_id, keys in articles:
-                cluster = None
-                if keys:
-                    cluster = conn.execute(
-                        f"SELECT min(a.cluster_id) FROM lsh_bands l JOIN articles a ON "
-                        f"a.id = l.article_id WHERE l.key IN ({','.join('?' * len(keys))}) "
-                        "AND a.fetched_at >= ? AND a.cluster_id IS NOT NULL AND a.id != ?",
-                        [*keys, iso(since), article_id]).fetchone()[0]
-                    conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) "
-                                     "VALUES (?, ?)", [(k, article_id) for k in keys])
-                cluster = cluster or article_id
-                conn.execute("UPDATE articles SET cluster_id = ? WHERE id = ?",
-                             [cluster, article_id])
-                out.append((article_id, cluster))
-        return out
+            done = conn.execute("SELECT done_at FROM chores WHERE name = 'prune_bands'"
+                                ).fetchone()
+            if done and done[0] > (iso(now - timedelta(days=1)) or ""):
+                return None
+            low = 0
+            high = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM articles"
+                                    ).fetchone()[0])
+            while low < high:  # the smallest id fetched at or after the cut
+                mid = (low + high) // 2
+                row = conn.execute("SELECT id, fetched_at FROM articles WHERE id >= ? "
+                                   "ORDER BY id LIMIT 1", [mid]).fetchone()
+                if row is None or (row[1] or "") >= cut:
+                    high = mid
+                else:
+                    low = row[0] + 1
+            gone = conn.execute("DELETE FROM lsh_bands WHERE article_id < ?", [low]).rowcount
+            conn.execute("INSERT OR REPLACE INTO chores (name, done_at) VALUES "
+                         "('prune_bands', ?)", [iso(now)])
+        return int(gone)
 
     def recluster(self, article_id: int, old_keys: list[int] | None,
                   keys: list[int] | None, since: datetime) -> int:

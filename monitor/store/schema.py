@@ -172,10 +172,6 @@ def m011_lsh_bands(db: Database) -> None:
     keys. Filled here for the articles a new one can still be a copy of (the window of
     pipeline.CLUSTER_DAYS before the newest article, with a day to spare); older ones are
     never looked up again, and need no keys."""
-    # digest.cluster.band_keys as it is today: a later change to it must come with a
-    # migration that rebuilds this table, which then runs after this one
-    from ..digest.cluster import band_keys
-
     db.execute("CREATE TABLE lsh_bands (key INTEGER NOT NULL, article_id INTEGER NOT NULL, "
                "PRIMARY KEY (key, article_id)) WITHOUT ROWID")
     newest = db.execute("SELECT max(fetched_at) FROM articles").fetchone()[0]
@@ -191,8 +187,19 @@ def m011_lsh_bands(db: Database) -> None:
             return
         # sorted by key: the B-tree is filled in order, not at random places
         db.conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) VALUES (?, ?)",
-                            sorted((key, i) for i, sig in rows for key in band_keys(sig)))
+                            sorted((key, i) for i, sig in rows for key in _m011_band_keys(sig)))
         last = rows[-1][0]
+
+
+def _m011_band_keys(sig: bytes) -> list[int]:
+    """digest.cluster.band_keys as m011 filled the table, frozen here like m006's signature:
+    14 bands of 4 values of the 64-value signature, each hashed with its band's number."""
+    from hashlib import blake2b
+
+    width = 4 * 8
+    return [int.from_bytes(blake2b(bytes([band]) + sig[band * width:(band + 1) * width],
+                                   digest_size=8).digest(), "big", signed=True)
+            for band in range(14)]
 
 
 @migrations()
@@ -210,3 +217,13 @@ def m013_articles_with_text(db: Database) -> None:
     """Retention finds the old articles that still have text without reading the others."""
     db.execute("CREATE INDEX articles_with_text ON articles (fetched_at) "
                "WHERE text IS NOT NULL OR summary IS NOT NULL")
+
+
+@migrations()
+def m014_guid_within_feed(db: Database) -> None:
+    """A guid is only unique within its feed (RSS ids such as "1", JSON Feed ids): two feeds
+    that reuse ids are different stories. A canonical URL stays unique across feeds. And
+    `chores`: when each periodic clean-up last ran (pruning old band keys)."""
+    db.execute("DROP INDEX IF EXISTS idx_articles_guid")
+    db.execute("CREATE UNIQUE INDEX articles_feed_guid ON articles (feed_url, guid)")
+    db.execute("CREATE TABLE chores (name TEXT PRIMARY KEY, done_at TEXT NOT NULL)")

@@ -1,0 +1,129 @@
+"""The seams where an archive can lose or repeat things: two feeds that reuse ids, a write cut
+by a signal, two processes, a reload. Real servers on 127.0.0.1, real SQLite files, real
+processes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from sqlite_utils import Database
+
+from .helpers import LocalWeb
+
+WORDS = ("harbour council budget ferry timetable school library bridge repair market festival "
+         "orchard rainfall museum tram depot choir station garden election tenants").split()
+
+
+def distinct_text(n: int) -> str:
+    """A page text of its own: no two of these are near-duplicates."""
+    import random
+
+    rnd = random.Random(n)
+    return " ".join(rnd.choice(WORDS) + ("." if i % 12 == 11 else "") for i in range(160))
+
+
+def page(title: str, text: str) -> str:
+    return (f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><article>"
+            f"<h1>{title}</h1><p>{text}</p></article></body></html>")
+
+
+def rss_with_ids(base: str, numbers: range) -> str:
+    """RSS whose guids are bare numbers (isPermaLink="false"), unique within the feed only."""
+    items = "".join(f'<item><title>Story {n}</title><link>{base}/page/{n}</link>'
+                    f'<guid isPermaLink="false">{n - numbers.start + 1}</guid></item>'
+                    for n in numbers)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+            f"<link>{base}/</link><description>d</description>{items}</channel></rss>")
+
+
+def rows(db, sql, *args):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_two_feeds_that_reuse_ids_keep_all_their_stories(project, web: LocalWeb):
+    # an RSS feed with guids 1-3 (isPermaLink="false") and a JSON Feed with ids 1-3, each
+    # linking to its own pages; a third feed repeats the first's entries exactly
+    for n in range(1, 7):
+        web.send(f"/page/{n}", page(f"Story {n}", distinct_text(n)))
+    web.send("/rss.xml", rss_with_ids(web.base, range(1, 4)), ctype="application/rss+xml")
+    web.send("/mirror.xml", rss_with_ids(web.base, range(1, 4)), ctype="application/rss+xml")
+    web.send("/feed.json", json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "JSON",
+        "items": [{"id": str(n - 3), "url": web.url(f"/page/{n}"), "title": f"Story {n}",
+                   "content_text": "summary"} for n in (4, 5, 6)]}),
+        ctype="application/feed+json")
+    project.feeds([("RSS", web.url("/rss.xml")), ("JSON", web.url("/feed.json")),
+                   ("Mirror", web.url("/mirror.xml"))])
+    result = project.run("poll", "--once")
+    assert result.exit_code == 0, result.output
+    stored = rows(project.db, "SELECT guid, url, length(text) > 500, cluster_id IS NOT NULL "
+                  "FROM articles ORDER BY url")
+    assert [(g, u.rsplit("/", 1)[1]) for g, u, *_ in stored] == [
+        ("1", "1"), ("2", "2"), ("3", "3"), ("1", "4"), ("2", "5"), ("3", "6")]
+    assert all(has_text and clustered for *_, has_text, clustered in stored)
+    assert len({c for (c,) in rows(project.db, "SELECT cluster_id FROM articles")}) == 6
+    # the mirror's entries are sightings of the first feed's stories, not articles
+    assert sorted(rows(project.db, "SELECT feed_url, story_key FROM sightings")) == [
+        (web.url("/mirror.xml"), web.url(f"/page/{n}")) for n in (1, 2, 3)]
+    again = project.run("poll", "--once")
+    assert "0 new articles" in again.output, again.output
+
+
+def test_the_guid_migration_keeps_every_row(tmp_path):
+    """An archive made before m014 (guids unique across feeds) opens with every row, and then
+    takes a reused guid from another feed."""
+    from datetime import UTC, datetime
+
+    from monitor.models import Article, Entry
+    from monitor.store import Store
+    from monitor.store.schema import migrations
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrations.apply(db, stop_before="m014_guid_within_feed")
+    db["feeds"].insert_all([{"url": "a"}, {"url": "b"}])
+    db["articles"].insert_all([{"url": f"u{n}", "feed_url": "a", "guid": str(n), "text": "t"}
+                               for n in range(50)])
+    db.close()
+    store = Store(path)
+    assert store.count_articles() == 50
+    now = datetime.now(UTC)
+    entry = Entry(feed_url="b", guid="7", url="u-b7", title="t", summary="", author=None,
+                  published=None)
+    added = store.add_articles([Article(entry=entry, text="t", title="t", author=None,
+                                        published=None, language=None, extract_error=None)],
+                               [None], now, now)
+    assert len(added) == 1 and store.count_articles() == 51
+
+
+def test_band_keys_leave_with_the_window(tmp_path):
+    """Keys of articles older than the clustering window are pruned (once a day); the
+    window's own stay, so a copy arriving now still joins its story."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.digest.cluster import band_keys, signature
+    from monitor.models import Article, Entry
+    from monitor.store import Store
+
+    store = Store(tmp_path / "m.db")
+    store.db["feeds"].insert({"url": "f"})
+    now = datetime(2030, 6, 1, tzinfo=UTC)
+    for age in (90, 60, 40, 10, 1):  # days; a story of its own each
+        at = now - timedelta(days=age)
+        text = distinct_text(age)
+        entry = Entry(feed_url="f", guid=str(age), url=f"https://x.example/{age}", title="t",
+                      summary="", author=None, published=None)
+        sig = signature(text)
+        assert sig is not None
+        store.add_articles([Article(entry=entry, text=text, title="t", author=None,
+                                    published=None, language=None, extract_error=None,
+                                    signature=sig)], [band_keys(sig)], at,
+                           at - timedelta(days=30))
+    bands = "SELECT count(DISTINCT article_id) FROM lsh_bands"
+    assert store.db.execute(bands).fetchone()[0] == 5
+    assert store.prune_bands(now - timedelta(days=31), now) == 3 * 14
+    assert store.db.execute(bands).fetchone()[0] == 2
+    assert store.prune_bands(now - timedelta(days=31), now + timedelta(hours=2)) is None
+    assert store.prune_bands(now - timedelta(days=31), now + timedelta(days=2)) == 0
