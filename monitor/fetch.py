@@ -3,8 +3,8 @@
 - a wall-clock deadline per request, body included (httpx only has per-phase timeouts);
 - a cap on the *decoded* body size (gzip/deflate/brotli bombs, endless bodies);
 - redirects followed by hand, bounded, http(s) only, each hop re-checked;
-- for URLs that come from feed content: no loopback/private/link-local/metadata addresses,
-  checked on the address actually connected to, before the request is sent;
+- for URLs that come from feed content, and every redirect: only globally routable addresses
+  (monitor.addresses), judged on every address the name resolves to before any connection;
 - conditional GET with stored validators; a global and a per-host concurrency limit.
 """
 
@@ -18,7 +18,7 @@ import re
 import ssl
 import zlib
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -31,6 +31,7 @@ import certifi
 import httpcore
 import httpx
 
+from .addresses import is_global
 from .config import Settings
 from .errors import Blocked, FetchError, InvalidLink, SetAside, TooLarge
 from .netio import AsyncioBackend
@@ -38,22 +39,6 @@ from .netio import AsyncioBackend
 log = logging.getLogger("monitor.fetch")
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
-_BLOCKED_NETS = [ipaddress.ip_network(n) for n in (
-    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-    "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "fc00::/7", "fe80::/10", "::/128",
-)]
-
-
-def is_public_address(host: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not any(ip in net for net in _BLOCKED_NETS)
-
-
 _HOST_CHARS = re.compile(r"[a-z0-9_.-]+", re.I)
 
 
@@ -137,9 +122,9 @@ class Fetcher:
     def __init__(self, settings: Settings, *, allow_private: bool | None = None) -> None:
         self._allow_private = allow_private  # an explicit choice wins over the setting
         self.reconfigure(settings)
-        # Pools are keyed by origin *and* trust: a kept-alive connection opened for a trusted
-        # feed URL must never carry a request for an untrusted link, or the address check
-        # (made when a connection opens) would be skipped.
+        # Pools are keyed by origin *and* by whether addresses are checked: a kept-alive
+        # connection opened for a trusted feed URL must never carry a request for an
+        # untrusted link, or the address check (made when a connection opens) would be skipped.
         self._pools: OrderedDict[tuple[str, str, int | None, bool], _Pool] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()  # evicted pools being closed
         self._strikes: dict[str, int] = {}  # host -> failures in a row without an answer
@@ -172,12 +157,13 @@ class Fetcher:
             await pool.transport.aclose()
         await asyncio.gather(*self._closing)
 
-    def _pool(self, url: httpx.URL, trusted: bool) -> _Pool:
-        key = (url.scheme, url.host, url.port, trusted)
+    def _pool(self, url: httpx.URL, check: bool) -> _Pool:
+        key = (url.scheme, url.host, url.port, check)
         pool = self._pools.get(key)
         if pool is None:
             self._evict(room_for=1)
-            pool = self._pools[key] = _Pool(Transport(self.settings.per_host_limit))
+            pool = self._pools[key] = _Pool(Transport(self.settings.per_host_limit,
+                                                      is_global if check else None))
         self._pools.move_to_end(key)
         return pool
 
@@ -254,6 +240,8 @@ class Fetcher:
         try:
             async with asyncio.timeout(self.settings.request_deadline):
                 return await self._follow(url, headers, max_bytes, trusted)
+        except Blocked as exc:  # an address refused by the transport, which knew only the host
+            raise Blocked(url, exc.reason) from None
         except (httpx.InvalidURL, UnicodeError) as exc:  # a redirect to such a URL
             raise InvalidLink(url, f"invalid URL: {str(exc)[:200]}") from None
         except TimeoutError:
@@ -263,9 +251,8 @@ class Fetcher:
             raise FetchError(url, f"timed out ({type(exc).__name__})", unreachable=True) \
                 from None
         except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
-            refused = isinstance(exc, httpx.UnsupportedProtocol) or \
-                isinstance(exc.__cause__ or exc.__context__, Blocked)
-            raise FetchError(url, _describe(exc), unreachable=not refused) from None
+            raise FetchError(url, _describe(exc),
+                             unreachable=not isinstance(exc, httpx.UnsupportedProtocol)) from None
         except httpx.HTTPError as exc:
             raise FetchError(url, _describe(exc)) from None
 
@@ -281,13 +268,11 @@ class Fetcher:
             if _scheme(url, current) not in ("http", "https"):
                 raise Blocked(url, f"redirect to a non-http(s) URL refused: {current[:200]}")
             extensions: dict[str, Any] = {"timeout": self._timeout}
-            if check:
-                extensions.update(self._guard(current))
             request = httpx.Request("GET", request_url(current), headers=headers,
                                     extensions=extensions)
             if cookies:
                 request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-            pool = self._pool(request.url, from_user)
+            pool = self._pool(request.url, check)
             pool.in_use += 1
             try:
                 r = await pool.transport.handle_async_request(request)
@@ -335,16 +320,6 @@ class Fetcher:
                 chunks.append(chunk)
         return self._response(current, r, b"".join(chunks), moved_to)
 
-    def _guard(self, url: str) -> dict[str, object]:
-        async def trace(event: str, info: dict[str, object]) -> None:
-            if event == "connection.connect_tcp.complete":
-                stream = info.get("return_value")
-                addr = stream.get_extra_info("server_addr") if stream is not None else None
-                if addr and not is_public_address(str(addr[0])):
-                    await stream.aclose()  # httpcore does not close what it just opened
-                    raise Blocked(url, f"refused: {addr[0]} is a private or loopback address")
-        return {"trace": trace}
-
     @staticmethod
     def _response(url: str, r: httpx.Response, content: bytes, moved_to: str | None) -> Response:
         ctype = r.headers.get("content-type", "")
@@ -361,11 +336,11 @@ class Transport(httpx.AsyncBaseTransport):
     AsyncHTTPTransport does: requests and responses converted, httpcore's errors raised as
     httpx's."""
 
-    def __init__(self, connections: int) -> None:
+    def __init__(self, connections: int, allow: Callable[[str], bool] | None = None) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=_tls(), max_connections=connections,
             max_keepalive_connections=connections, keepalive_expiry=5.0,
-            network_backend=AsyncioBackend())
+            network_backend=AsyncioBackend(allow))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
@@ -524,8 +499,5 @@ def _chain_cookies(cookies: dict[str, str], r: httpx.Response, current: str,
 
 
 def _describe(exc: httpx.HTTPError) -> str:
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, Blocked):
-        return cause.reason
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]

@@ -13,12 +13,15 @@ kernel (the server's close arrives as an end of stream).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
+
+from .errors import Blocked
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 LOW_WATER = 64 * 1024  # ... and resumes
@@ -180,15 +183,26 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """*allow*: when given, the host's name is resolved here, every address it resolves to is
+    judged before any connection is attempted (one refused address refuses the host: a name
+    that answers with a private address among public ones is a rebinding trick), and only
+    the addresses judged are connected to, in the resolver's order."""
+
+    def __init__(self, allow: Callable[[str], bool] | None = None) -> None:
+        self._allow = allow
+
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> AsyncioStream:
         loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
         try:
             async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Protocol, host, port, happy_eyeballs_delay=0.25,
-                    local_addr=(local_address, 0) if local_address else None)
+                if self._allow is None:
+                    transport, protocol = await loop.create_connection(
+                        _Protocol, host, port, happy_eyeballs_delay=0.25, local_addr=local)
+                else:
+                    transport, protocol = await self._checked(loop, host, port, local)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"connecting took over {timeout:g}s") from None
         except OSError as exc:
@@ -197,6 +211,24 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         for option in socket_options or ():
             sock.setsockopt(*option)
         return AsyncioStream(protocol)
+
+    async def _checked(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
+                       local: tuple[str, int] | None) -> tuple[asyncio.BaseTransport, _Protocol]:
+        assert self._allow is not None
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys((family, addr[0]) for family, *_, addr in infos))
+        for _, address in addresses:
+            if not self._allow(address):
+                raise Blocked(host, f"refused: {address} is not a globally routable address"
+                              + (f" ({host})" if host.strip("[]") != address else ""))
+        error: OSError = OSError(f"{host} resolved to no address")
+        for family, address in addresses:
+            try:
+                return await loop.create_connection(_Protocol, address, port, family=family,
+                                                    local_addr=local)
+            except OSError as exc:
+                error = exc
+        raise error
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import brotli
 import pytest
 
-from monitor.fetch import is_public_address
+from monitor.addresses import is_global
 
 from .helpers import NOW, ROOT, item, rss, stop, wait_for
 from .test_pipeline import STORY
@@ -163,7 +163,7 @@ def test_redirect_loops_long_chains_and_other_schemes(project, web):
     ("fe80::1", False), ("93.184.216.34", True), ("172.32.0.1", True), ("2606:4700::1", True),
 ])
 def test_address_policy_ranges(address, public):
-    assert is_public_address(address) is public
+    assert is_global(address) is public
 
 
 def test_links_from_feed_content_may_not_reach_private_addresses(project, web, page_html):
@@ -177,7 +177,8 @@ def test_links_from_feed_content_may_not_reach_private_addresses(project, web, p
     assert "1 ok" in project.run("poll", "--once").output
     rows = q(project, "SELECT guid, text, extract_error FROM articles ORDER BY guid")
     assert [r[1] for r in rows] == ["Summary of story 1.", "Summary of story 2."]
-    assert all(r[2] == "refused: 127.0.0.1 is a private or loopback address" for r in rows)
+    assert rows[0][2] == "refused: 127.0.0.1 is not a globally routable address"
+    assert rows[1][2].endswith("is not a globally routable address (localhost)")  # or ::1
     assert web.hits["/page/1"] == web.hits["/page/2"] == 0  # not a byte was sent to them
     # the setting (and the injectable check) lets them through
     project.settings(allow_private_addresses=True, extract_workers=1)

@@ -127,3 +127,38 @@ def test_band_keys_leave_with_the_window(tmp_path):
     assert store.db.execute(bands).fetchone()[0] == 2
     assert store.prune_bands(now - timedelta(days=31), now + timedelta(hours=2)) is None
     assert store.prune_bands(now - timedelta(days=31), now + timedelta(days=2)) == 0
+
+
+NON_GLOBAL = ["127.0.0.2", "10.0.0.1", "[::1]", "169.254.169.254", "198.18.0.1", "100.64.0.1",
+              "192.0.0.8", "224.0.0.1", "240.0.0.1", "255.255.255.255", "0.0.0.0",
+              "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[fec0::1]", "[::ffff:127.0.0.1]"]
+
+
+def test_links_to_non_global_addresses_are_refused_before_any_connection(project, web,
+                                                                         monkeypatch):
+    import asyncio
+
+    project.settings(extract_workers=1)  # the default policy: links reach global addresses
+    items = "".join(f"<item><title>Story {n}</title><link>http://{host}:9/page</link>"
+                    f"<guid>g{n}</guid></item>" for n, host in enumerate(NON_GLOBAL))
+    web.send("/feed.xml", f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+             f"<link>{web.base}/</link><description>d</description>{items}</channel></rss>",
+             ctype="application/rss+xml")  # the feed itself is trusted: it is in feeds.yaml
+    project.feeds([("Local", web.url("/feed.xml"))])
+    attempts = []
+    connect = asyncio.BaseEventLoop.create_connection
+
+    async def watched(loop, protocol, host=None, port=None, **kw):  # noqa: ANN001, ANN202
+        attempts.append(host)
+        return await connect(loop, protocol, host, port, **kw)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", watched)
+    result = project.run("poll", "--once")
+    assert result.exit_code == 0 and "1 ok" in result.output, result.output
+    errors = [e for (e,) in rows(project.db, "SELECT extract_error FROM articles")]
+    assert len(errors) == 15
+    assert all(e.startswith("refused: ") and "not a globally routable address" in e
+               for e in errors), errors
+    assert attempts == ["127.0.0.1"]  # the feed alone
+    # refused for good: nothing waits for a retry
+    assert rows(project.db, "SELECT count(*) FROM articles WHERE retry_at IS NOT NULL") == [(0,)]
