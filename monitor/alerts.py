@@ -1,6 +1,7 @@
 """Instant alerts: a flagged story pushed to notification targets (through Apprise) once per
 story and rule, bursts capped per hour with the rest in one summary, failed deliveries tried
-again with backoff. Deciding and writing the messages is pure; `deliver` does the I/O."""
+again with backoff. Deciding and writing the messages is pure (consider, release);
+`deliver` does the I/O."""
 
 from __future__ import annotations
 
@@ -74,28 +75,36 @@ def summary_message(rule: str, stories: list[dict[str, Any]], cap: int) -> tuple
     return f"[monitor] {len(stories)} more flagged stories", "\n".join(lines)
 
 
-def plan(rule: AlertRule, name: str, candidates: list[dict[str, Any]], sent_last_hour: int,
-         now: datetime) -> list[dict[str, Any]]:
-    """The alert rows one rule adds now: one per story, strongest first, pending up to the
-    hour's room, the rest summarised into one summary row. Pure: the caller stores them and
-    delivers the pending ones."""
-    stories = [c for c in candidates if wanted(rule, c)]
-    room = max(rule.max_per_hour - sent_last_hour, 0)
+def consider(rule: AlertRule, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One alert row per story the rule has not considered yet (the best-scoring flagged copy
+    of each): 'waiting' for a message when it passes the rule's filters, 'filtered' when
+    not. Every story considered keeps its row, so that it is never read again."""
     rows = []
-    stamp = now.isoformat(timespec="seconds")
-    for n, story in enumerate(stories):
-        title, body = story_message(story)
-        rows.append({"rule": name, "kind": "story", "story": story["story"],
-                     "article_id": story["id"], "title": title, "body": body,
-                     "score": story["score"], "created_at": stamp, "next_try_at": stamp,
-                     "status": "pending" if n < room else "summarised"})
-    rest = stories[room:]
-    if rest:
-        title, body = summary_message(name, rest, rule.max_per_hour)
-        rows.append({"rule": name, "kind": "summary", "story": None, "article_id": None,
-                     "title": title, "body": body, "score": None, "created_at": stamp,
-                     "next_try_at": stamp, "status": "pending"})
+    for story in candidates:
+        ok = wanted(rule, story)
+        title, body = story_message(story) if ok else (plain(story["title"], 200), None)
+        rows.append({"kind": "story", "story": story["story"], "article_id": story["id"],
+                     "title": title, "body": body, "score": story["score"],
+                     "status": "waiting" if ok else "filtered"})
     return rows
+
+
+def release(rule: AlertRule, name: str, waiting: list[dict[str, Any]], sent_last_hour: int
+            ) -> tuple[list[int], list[int], dict[str, Any] | None]:
+    """Which waiting stories go out now, strongest first, within max_per_hour messages in any
+    hour, summaries included: (ids sent as messages of their own, ids summarised, the
+    summary row or None). With more waiting than the hour has room for, the strongest go
+    alone and the rest together in the last message; with no room they wait for it."""
+    room = rule.max_per_hour - sent_last_hour
+    if room <= 0 or not waiting:
+        return [], [], None
+    if len(waiting) <= room:
+        return [w["id"] for w in waiting], [], None
+    alone, rest = waiting[:room - 1], waiting[room - 1:]
+    title, body = summary_message(name, rest, rule.max_per_hour)
+    return [w["id"] for w in alone], [w["id"] for w in rest], {
+        "kind": "summary", "story": None, "article_id": None, "title": title, "body": body,
+        "score": None, "status": "pending"}
 
 
 def next_try(attempts: int, now: datetime) -> datetime | None:

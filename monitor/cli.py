@@ -274,11 +274,18 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @cli.command()
 @click.pass_context
 def compact(ctx: click.Context) -> None:
-    """Apply `retention_days` now, then give the freed space back (VACUUM). Stop the service
-    first: it rewrites the database file."""
+    """Apply `retention_days` now, then give the freed space back (VACUUM). It takes the
+    service's lock: it refuses while `monitor run` is running on the same database."""
+    from .service import Lock
+
     monitor = _open(ctx, need_feeds=False)
+    lock = Lock(monitor.database)
     try:
-        dropped, freed = monitor.compact()
+        lock.acquire()
+        try:
+            dropped, freed = monitor.compact()
+        finally:
+            lock.release()
     except MonitorError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)

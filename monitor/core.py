@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from . import alerts
 from .atomic import write_text
 from .check import FeedCheck, check_feed
-from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
+from .config import AlertRule, FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
 from .digest.mail import build_message, send
 from .errors import ConfigError, Interrupted
@@ -48,6 +48,14 @@ def load_config(paths: Paths, *, need_feeds: bool = True) -> Config:
 
 
 Clock = Callable[[], datetime]
+ALERT_LEASE = timedelta(minutes=10)  # a claimed alert is another process's after this
+# how far before the newest story a rule considered it looks again: a poll stores its articles
+# dated when it began, up to its deadline later; a rescore dates them when it began
+CONSIDER_MARGIN = timedelta(hours=1)
+
+
+def iso_minus(stamp: str, delta: timedelta) -> str:
+    return (datetime.fromisoformat(stamp) - delta).isoformat(timespec="seconds")
 
 
 def utc_now() -> datetime:
@@ -260,23 +268,19 @@ class Monitor:
         """Note when each alert rule began, before polling: it alerts on what is flagged from
         then on (a rule added to an old archive does not alert on a year of stories)."""
         for i, rule in enumerate(self.settings.alerts):
-            self.store.alert_rule_since(alerts.rule_name(rule, i), self.clock())
+            self.store.begin_alert_rule(alerts.rule_name(rule, i), self.clock())
 
     def send_alerts(self) -> tuple[int, int]:
-        """Plan the alerts of every rule for the stories flagged since it began, and deliver
-        those due (new ones, and failed ones whose next try has come). Blocking: callers on an
-        event loop run it in a thread, on a connection of its own (apart()). Returns (sent,
-        failed) deliveries."""
+        """Consider, for every rule, the stories flagged since it last looked; send those
+        waiting as the hour allows; deliver the messages due (new ones, and failed ones whose
+        next try has come). Blocking: callers on an event loop run it in a thread, on a
+        connection of its own (apart()). Returns (sent, failed) deliveries."""
         now = self.clock()
         rules = {alerts.rule_name(r, i): r for i, r in enumerate(self.settings.alerts)}
         for name, rule in rules.items():
-            since = self.store.alert_rule_since(name, now)
-            candidates = self.store.alert_candidates(name, since)
-            if candidates:
-                sent = self.store.alerts_sent_since(name, now - timedelta(hours=1))
-                self.store.add_alerts(alerts.plan(rule, name, candidates, sent, now))
+            self._plan_alerts(name, rule, now)
         sent = failed = 0
-        for row in self.store.due_alerts(now):
+        for row in self.store.claim_due_alerts(now, ALERT_LEASE):
             rule = rules.get(row["rule"])
             if rule is None:
                 self.store.alert_tried(row["id"], [], "rule no longer configured", now,
@@ -295,6 +299,33 @@ class Monitor:
             else:
                 sent += 1
         return sent, failed
+
+    def _plan_alerts(self, name: str, rule: AlertRule, now: datetime) -> None:
+        """One rule's new stories recorded and its waiting ones released, in one transaction
+        (two processes never plan the same story twice). Reads only: the write lock is taken
+        when there is something new or something the hour has room for."""
+        began = self.store.alert_rule(name)
+        if began is None:  # a rule added since the last reload, or a new database
+            self.store.begin_alert_rule(name, now)
+            began = self.store.alert_rule(name)
+            assert began is not None
+        since, considered = began
+        if considered:  # with a margin: a poll stores its articles dated when it began
+            since = max(since, iso_minus(considered, CONSIDER_MARGIN))
+        hour_ago = now - timedelta(hours=1)
+        room = self.store.alert_messages_since(name, hour_ago) < rule.max_per_hour
+        if not self.store.alert_candidates(name, since) and \
+                not (room and self.store.waiting_alerts(name)):
+            return
+        with self.store.transaction():
+            candidates = self.store.alert_candidates(name, since)
+            if candidates:
+                self.store.add_alerts(name, alerts.consider(rule, candidates), now)
+                self.store.considered(name, max(c["flagged_at"] for c in candidates))
+            alone, summarised, summary = alerts.release(
+                rule, name, self.store.waiting_alerts(name),
+                self.store.alert_messages_since(name, hour_ago))
+            self.store.release_alerts(name, alone, summarised, summary, now)
 
     def test_alerts(self) -> list[tuple[str, str, str | None]]:
         """A sample through every rule's every target: (rule, target, error or None)."""

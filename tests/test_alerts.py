@@ -79,13 +79,13 @@ def test_a_burst_is_capped_and_the_rest_summarised(project, web, httpserver: HTT
     result = project.run("poll", "--once")
     assert "50 new articles, 50 flagged" in result.output, result.output
     sent = posts(httpserver)
-    assert len(sent) == 11
+    assert len(sent) == 10  # the cap counts the summary too: 9 stories and 1 summary
     summaries = [s for s in sent if "more flagged stories" in s["title"]]
-    assert len(summaries) == 1 and summaries[0]["title"] == "[monitor] 40 more flagged stories"
-    assert "and 20 more; see the digest" in summaries[0]["message"]
+    assert len(summaries) == 1 and summaries[0]["title"] == "[monitor] 41 more flagged stories"
+    assert "and 21 more; see the digest" in summaries[0]["message"]
     # the next poll alerts nothing again: every story is recorded
     project.run("poll", "--once")
-    assert len(posts(httpserver)) == 11
+    assert len(posts(httpserver)) == 10
 
 
 def test_a_failing_endpoint_is_retried_and_polling_goes_on(project, web,
@@ -193,3 +193,106 @@ def test_a_new_rule_skips_the_archive_and_a_story_flagged_later_alerts_once(
         monitor.close()
     sent = posts(httpserver)
     assert [s["title"] for s in sent] == ["[monitor] Council reviews the tram budget"]
+
+
+def test_a_busy_hour_sends_at_most_its_cap_and_the_rest_waits(project, web,
+                                                               httpserver: HTTPServer):
+    """Four polls within a minute, three new flagged stories each, max_per_hour 2: two
+    messages in that hour (a story and a summary), every story recorded; an hour later the
+    stories that waited go out together."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    project.feeds([("F", web.url("/f.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=1, fetch_articles=False)
+    alert_rules(project, f"  - urls: [\"json://{httpserver.host}:{httpserver.port}/hook\"]\n"
+                         "    max_per_hour: 2\n")
+    clock = Clock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    monitor = make_monitor(project.paths, clock=clock)
+    try:
+        for poll in range(4):
+            web.send("/f.xml", rss([{**i, "guid": f"p{poll}-{n}"} for n, i in
+                                    enumerate(flagged_items(web, 3 * (poll + 1))[-3:])]),
+                     ctype="application/rss+xml")
+            assert monitor.poll_once().flagged == 3
+            clock.now += timedelta(seconds=15)
+        sent = posts(httpserver)
+        assert len(sent) == 2
+        assert sent[1]["title"] == "[monitor] 2 more flagged stories"
+        with sqlite3.connect(project.db) as conn:
+            stories = conn.execute("SELECT count(DISTINCT cluster_id) FROM articles "
+                                   "WHERE flagged = 1").fetchone()[0]
+            statuses = dict(conn.execute("SELECT status, count(*) FROM alerts WHERE kind = "
+                                         "'story' GROUP BY status").fetchall())
+        assert stories == 12 and statuses == {"sent": 1, "summarised": 2, "waiting": 9}
+        clock.now += timedelta(minutes=30)
+        assert monitor.send_alerts() == (0, 0)  # still within the hour of the first two
+        clock.now += timedelta(minutes=30)
+        assert monitor.send_alerts() == (2, 0)
+        later = posts(httpserver)[2:]
+        assert [s["title"] for s in later][1] == "[monitor] 8 more flagged stories"
+    finally:
+        monitor.close()
+
+
+def test_stories_a_rule_filters_out_are_recorded_and_not_read_again(project, web,
+                                                                    httpserver: HTTPServer):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    web.send("/f.xml", flagged_feed(web, 3), ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=1, fetch_articles=False)
+    alert_rules(project, f"  - urls: [\"json://{httpserver.host}:{httpserver.port}/hook\"]\n"
+                         "    min_score: 1000\n")
+    monitor = make_monitor(project.paths)
+    try:
+        assert monitor.poll_once().flagged == 3
+        with sqlite3.connect(project.db) as conn:
+            assert conn.execute("SELECT status, count(*) FROM alerts GROUP BY status"
+                                ).fetchall() == [("filtered", 3)]
+        assert monitor.store.alert_candidates("rule 1", "2000-01-01") == []
+        changes = monitor.store.db.conn.total_changes
+        assert monitor.send_alerts() == (0, 0)
+        assert monitor.store.db.conn.total_changes == changes  # no write, no write lock
+    finally:
+        monitor.close()
+    assert posts(httpserver) == []
+
+
+DELIVER = """
+import sys
+from monitor.config import Paths
+from monitor.core import make_monitor
+from pathlib import Path
+root = Path(sys.argv[1])
+monitor = make_monitor(Paths(root / "feeds.yaml", root / "config" / "keywords.yaml",
+                             root / "config" / "settings.yaml", root / "monitor.db"))
+print(monitor.send_alerts())
+"""
+
+
+def test_two_processes_never_deliver_the_same_alert(project, web, httpserver: HTTPServer):
+    """`poll --once` beside the service: both look for due alerts at the same moment, against
+    a target that takes a second to answer."""
+    import subprocess
+    import sys
+    import time
+
+    def slow(request):  # noqa: ANN001, ANN202
+        time.sleep(1.0)
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(slow)
+    web.send("/f.xml", flagged_feed(web, 3), ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=1, fetch_articles=False)
+    monitor = make_monitor(project.paths)
+    try:
+        assert monitor.poll_once().flagged == 3  # stored before any rule: nothing planned
+    finally:
+        monitor.close()
+    alert_rules(project, f"  - urls: [\"json://{httpserver.host}:{httpserver.port}/hook\"]\n")
+    with sqlite3.connect(project.db) as conn:  # the rule began before those stories
+        conn.execute("UPDATE articles SET flagged_at = '2100-01-01T00:00:00+00:00'")
+    procs = [subprocess.Popen([sys.executable, "-c", DELIVER, str(project.root)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(outputs) == ["(0, 0)", "(3, 0)"], outputs
+    assert len(posts(httpserver)) == 3

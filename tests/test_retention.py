@@ -54,3 +54,17 @@ def test_old_unflagged_text_is_dropped_and_the_rows_kept(project, web, page_html
     assert found == [(2,)]  # still found by its title
     result = project.run("compact")
     assert result.exit_code == 0 and "MiB given back" in result.output, result.output
+
+
+def test_compact_refuses_while_the_service_holds_the_database(project):
+    from monitor.service import Lock
+
+    assert project.run("compact").exit_code == 0  # creates the database
+    held = Lock(project.db)
+    held.acquire()  # as `monitor run` does
+    try:
+        result = project.run("compact")
+    finally:
+        held.release()
+    assert result.exit_code == 1 and "already running" in result.output, result.output
+    assert project.run("compact").exit_code == 0

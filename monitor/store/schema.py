@@ -227,3 +227,18 @@ def m014_guid_within_feed(db: Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_articles_guid")
     db.execute("CREATE UNIQUE INDEX articles_feed_guid ON articles (feed_url, guid)")
     db.execute("CREATE TABLE chores (name TEXT PRIMARY KEY, done_at TEXT NOT NULL)")
+
+
+@migrations()
+def m015_alerts_considered(db: Database) -> None:
+    """Every story a rule considers keeps its row, whatever became of it (filtered out,
+    waiting for room in the hour, summarised, sent), so each rule reads only what is new to
+    it (`considered_to`); `message_at` is when a row became a message, what max_per_hour
+    counts (summaries included)."""
+    db["alerts"].add_column("message_at", str)
+    db.execute("UPDATE alerts SET message_at = created_at "
+               "WHERE status IN ('pending', 'sent', 'failed')")
+    db.execute("CREATE INDEX alerts_messages ON alerts (rule, message_at) "
+               "WHERE message_at IS NOT NULL")
+    db.execute("CREATE INDEX alerts_waiting ON alerts (rule) WHERE status = 'waiting'")
+    db["alert_rules"].add_column("considered_to", str)
