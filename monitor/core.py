@@ -92,6 +92,17 @@ class Monitor:
         return [name for name in Settings.model_fields
                 if getattr(old, name) != getattr(config.settings, name)]
 
+    def prepare(self, config: Config) -> dict[str, dict[str, Any]]:
+        """A new configuration's feeds and alert rules written to the database, on a
+        connection of its own (callable from another thread), before it is taken: the feeds
+        table's rows by URL. Raises StorageError, and nothing is taken."""
+        with self.apart() as other:
+            other.config = config
+            with other.store.transaction():
+                rows = other.sync_feeds()
+                other.begin_alert_rules()
+            return rows
+
     def sync_feeds(self) -> dict[str, dict[str, Any]]:
         """The feeds table made to match the configuration; every row, by URL."""
         self.store.sync_feeds(self.config.feeds)

@@ -93,7 +93,7 @@ class Service:
             starting = asyncio.create_task(pipeline.start())
             self.monitor.begin_alert_rules()
             self.scheduler.start()
-            self._schedule_all()
+            self._schedule_all(self.monitor.sync_feeds())
             self.scheduler.add_job(self._watch, "interval", seconds=WATCH_EVERY, id="watch",
                                    max_instances=1, coalesce=True)
             self.scheduler.add_job(self._retry_pages, "interval", seconds=RETRY_EVERY,
@@ -149,8 +149,8 @@ class Service:
     def _feeds(self) -> dict[str, FeedConfig]:
         return self.monitor.enabled_feeds()
 
-    def _schedule_all(self) -> None:
-        rows = self.monitor.sync_feeds()
+    def _schedule_all(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Every enabled feed scheduled from its row (*rows*: the feeds table by URL)."""
         feeds = self._feeds()
         for job in self.scheduler.get_jobs():
             if job.id.startswith("feed:") and job.id[5:] not in feeds:
@@ -238,25 +238,35 @@ class Service:
         return out
 
     async def _watch(self) -> None:
-        stamps = self._stamps()
+        """A changed file is reloaded whole or not at all, off the event loop: validated, then
+        its feeds and alert rules written to the database on a connection of its own; only
+        then is the running configuration swapped (in memory: nothing there can fail). An
+        invalid file waits for its next edit; a database that refused is tried again."""
+        stamps = await asyncio.to_thread(self._stamps)
         if stamps == self.stamps:
             return
-        self.stamps = stamps
         try:
-            config = load_config(self.monitor.paths)
+            config = await asyncio.to_thread(load_config, self.monitor.paths)
         except ConfigError as exc:
+            self.stamps = stamps
             log.error("configuration not reloaded, still running on the previous one",
                       extra={"outcome": str(exc)})
             return
+        try:
+            rows = await asyncio.to_thread(self.monitor.prepare, config)
+        except MonitorError as exc:  # the database was locked too long, the disk full
+            log.error("configuration not reloaded yet, still running on the previous one; "
+                      "trying again", extra={"outcome": str(exc)})
+            return
+        self.stamps = stamps
         old = self.monitor.config
         changed = self.monitor.reload(config)
-        self.monitor.begin_alert_rules()
         self.pipeline.reconfigure(config.settings, config.rules)
         if "log_format" in changed:
             logs.setup(logging.getLogger("monitor").level,
                        as_json=config.settings.log_format == "json")
         added = set(self._feeds()) - {f.url for f in old.feeds if f.enabled}
-        self._schedule_all()
+        self._schedule_all(rows)
         if {"digest_time", "timezone"} & set(changed):
             self._schedule_digest()
         log.info("configuration reloaded", extra={

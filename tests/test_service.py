@@ -199,3 +199,26 @@ def test_the_service_serves_the_reading_room(service_project):
     assert web.url("/a.xml") in page and "pages waiting for a retry" in page
     assert svc.stop()[0] == 0 and "Traceback" not in svc.text()
     assert svc.proc.returncode == 0
+
+
+def test_a_reload_the_database_refuses_is_tried_again(service_project):
+    """Another process holds the write lock longer than the busy timeout while feeds.yaml
+    gains a feed: the reload is not applied halfway, the log says it will be tried again,
+    and once the lock is gone the new feed is polled."""
+    project, web, start = service_project
+    a, b = web.url("/a.xml"), web.url("/b.xml")
+    svc = start()
+    wait_for(lambda: polls(project.db, a) >= 1, what="feed A polled")
+    holder = sqlite3.connect(project.db, timeout=10, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as a backup or another writer would
+    try:
+        project.feeds([("A", a), ("B", b)])
+        wait_for(lambda: "configuration not reloaded yet" in svc.text(), timeout=40,
+                 what="the refused reload logged")
+        assert "configuration reloaded" not in svc.text()
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_for(lambda: polls(project.db, b) >= 1, timeout=30, what="feed B polled after the lock")
+    assert "configuration reloaded" in svc.text()
+    assert svc.stop()[0] == 0 and "Traceback" not in svc.text()
