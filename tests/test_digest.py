@@ -330,6 +330,37 @@ def test_the_minhash_is_datasketchs():
         assert cluster.minhash(values) == m.hashvalues.astype(np.uint64).tobytes()
 
 
+def test_a_long_texts_signature_is_the_whole_texts_in_bounded_memory():
+    """Words and shingles are taken a chunk at a time: the signature is the MinHash of every
+    shingle of the text (as one pass over all of them computes it), and a page of 380,000
+    distinct words costs a few MB, not its words times 64 hashes (255 MB before)."""
+    import tracemalloc
+    import zlib
+
+    import numpy as np
+
+    from monitor.digest import cluster
+    from monitor.scoring.text import normalize
+
+    text = " ".join(f"Word{i}-x" if i % 7 else "the" for i in range(30_000))
+    words = normalize(text).split()
+    h = np.array([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
+    n = len(words) - cluster.SHINGLE + 1
+    mixed = h[:n] * cluster._MIX[0]
+    for k in range(1, cluster.SHINGLE):
+        mixed ^= h[k:k + n] * cluster._MIX[k]
+    whole = cluster.minhash((mixed >> np.uint64(32)).astype(np.uint32))
+    assert cluster.signature(text) == whole
+    big = " ".join(f"word{i}" for i in range(380_000))
+    tracemalloc.start()
+    try:
+        assert cluster.signature(big) is not None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, peak
+
+
 def test_the_stored_index_decides_as_datasketch_did(tmp_path):
     """The same decisions as the in-memory index it replaced (datasketch's MinHashLSH with a
     30-day window, kept here as the reference): 600 articles, a third of them copies of an
