@@ -37,7 +37,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str) and (
-            m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)):
+            m := re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
         raise ValueError("expected a duration such as 30, '15m', '2h'")
@@ -64,7 +64,7 @@ def _timezone(value: Any) -> str:
 
 
 def _clock(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+    if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
         raise ValueError("expected a time of day as 'HH:MM' (quoted)")
     return value
 

@@ -48,6 +48,7 @@ def load_config(paths: Paths, *, need_feeds: bool = True) -> Config:
 
 
 Clock = Callable[[], datetime]
+_FROZEN = False  # gc.freeze() done in this process
 ALERT_LEASE = timedelta(minutes=10)  # a claimed alert is another process's after this
 # how far before the newest story a rule considered it looks again: a poll stores its articles
 # dated when it began, up to its deadline later; a rescore dates them when it began
@@ -178,8 +179,11 @@ class Monitor:
         # What is alive now (modules, configuration, rules) lives as long as the process:
         # frozen, the collector no longer walks it. A full collection over it took about a
         # tenth of an unchanged re-poll of 400 feeds.
-        gc.collect()
-        gc.freeze()
+        global _FROZEN
+        if not _FROZEN:  # once: what later polls leave behind is theirs to collect
+            gc.collect()
+            gc.freeze()
+            _FROZEN = True
         async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
             pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher,
                                 self.clock)

@@ -11,8 +11,11 @@
     ├── ExtractError       a page that yields no article text (carries url)
     ├── StorageError       the database refused a write (disk full, locked too long)
     ├── MailError          the digest could not be emailed (settings, SMTP)
-    ├── AlreadyRunning     another service holds the database lock
-    └── Interrupted        SIGTERM or SIGINT stopped a one-shot command (carries the signal)
+    └── AlreadyRunning     another service holds the database lock
+
+    Interrupted            SIGTERM or SIGINT stopped a one-shot command (carries the signal):
+                           a BaseException, like KeyboardInterrupt, so that no `except
+                           MonitorError` or `except Exception` on the way swallows it
 
 Library errors are wrapped where they enter: ``raise FetchError(url, ...) from exc``.
 Expected failures are logged as one line from ``str(error)``; no traceback.
@@ -103,7 +106,7 @@ class AlreadyRunning(MonitorError):
     pass
 
 
-class Interrupted(MonitorError):
+class Interrupted(BaseException):
     """What was in flight finished or rolled back; the command exits 128 + the signal."""
 
     def __init__(self, signum: int) -> None:

@@ -94,7 +94,7 @@ def parse_retry_after(value: str | None, now: float | None = None,
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # '²' is a digit to isdigit(), not to float()
         return min(float(value), cap)
     try:
         when = parsedate_to_datetime(value)
@@ -305,7 +305,7 @@ class Fetcher:
                              retry_after=parse_retry_after(r.headers.get("retry-after"),
                                                            cap=self.settings.max_backoff))
         declared = r.headers.get("content-length", "")
-        if declared.isdigit() and "content-encoding" not in r.headers \
+        if declared.isascii() and declared.isdigit() and "content-encoding" not in r.headers \
                 and int(declared) > max_bytes:
             raise TooLarge(url, f"body of {declared} bytes is over the {max_bytes}-byte cap",
                            status=r.status_code)

@@ -97,3 +97,33 @@ def test_poll_stopped_mid_cycle_leaves_nothing_behind(project, web, page_html, h
                             [web.url("/slow.xml")]).fetchone()[0]
         assert slow == 0  # a feed's articles are stored together, or not at all
     assert os.path.exists(project.db)
+
+
+def test_a_command_stopped_in_a_library_call_exits_with_the_signal(project):
+    """`digest --send` stopped while the mail server keeps it waiting: 143, not the exit 1
+    of an ordinary error (Interrupted is no MonitorError, which the command catches)."""
+    import socket
+
+    with socket.socket() as server:  # accepts the connection, never greets
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        project.settings(allow_private_addresses=True, extract_workers=1)
+        path = project.root / "config" / "settings.yaml"
+        path.write_text(path.read_text() + f"email:\n  host: 127.0.0.1\n  port: {port}\n"
+                        "  tls: none\n  from: monitor@example.org\n"
+                        "  to: [analyst@example.org]\n")
+        p = project.paths
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--feeds", str(p.feeds), "--keywords",
+             str(p.keywords), "--settings", str(p.settings), "digest", "--send"],
+            cwd=project.root, stderr=subprocess.PIPE, text=True)
+        conn, _ = server.accept()  # the command is now waiting for the greeting
+        try:
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            conn.close()
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err

@@ -162,3 +162,19 @@ def test_links_to_non_global_addresses_are_refused_before_any_connection(project
     assert attempts == ["127.0.0.1"]  # the feed alone
     # refused for good: nothing waits for a retry
     assert rows(project.db, "SELECT count(*) FROM articles WHERE retry_at IS NOT NULL") == [(0,)]
+
+
+def test_numbers_are_ascii_digits_only(project, web):
+    """'²' is a digit to str.isdigit(), not to int(): a Retry-After of '²' is no number, and
+    `monitor explain ²` looks for an article, without a traceback."""
+    from monitor.fetch import parse_retry_after
+
+    assert parse_retry_after("²") is None and parse_retry_after("120") == 120.0
+    web.send("/feed.xml", "busy", status=503, headers={"Retry-After": "²"})
+    project.feeds([("Busy", web.url("/feed.xml"))])
+    result = project.run("poll", "--once")
+    assert result.exit_code == 0 and "1 failed" in result.output, result.output
+    assert rows(project.db, "SELECT last_error FROM feeds") == [("HTTP 503",)]
+    for key in ("²", "99999999999999999999"):
+        explained = project.run("explain", key)
+        assert explained.exit_code == 1 and "Traceback" not in explained.output, explained.output

@@ -304,9 +304,11 @@ class Store:
             self.db["digests"].upsert(row, pk="day")
 
     def article(self, key: str | int) -> dict[str, Any] | None:
-        where = "id = ?" if str(key).isdigit() else "url = ?"
-        rows = list(self.db["articles"].rows_where(where, [int(key) if str(key).isdigit()
-                                                           else str(key)]))
+        by_id = str(key).isascii() and str(key).isdigit()  # not '²', which int() refuses
+        if by_id and int(key) >= 2**63:
+            return None  # past SQLite's integers: no such article
+        rows = list(self.db["articles"].rows_where("id = ?" if by_id else "url = ?",
+                                                   [int(key) if by_id else str(key)]))
         return _decode(rows[0]) if rows else None
 
     def flagged_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
