@@ -139,8 +139,8 @@ class AlertRule(BaseModel):
     tags: list[str] = Field([], description="only stories tagged with one of these "
                             "(vendor, technology, place or programme names)")
     feeds: list[str] = Field([], description="only stories from these feeds (URL or name)")
-    max_per_hour: int = Field(10, ge=1, le=1000, description="alerts per hour; the rest of "
-                              "a burst goes out as one summary message")
+    max_per_hour: int = Field(10, ge=1, le=1000, description="messages in any hour, summaries "
+                              "included; past it, stories wait for the next message allowed")
 
 
 class Settings(BaseModel):
@@ -178,7 +178,8 @@ class Settings(BaseModel):
     fetch_articles: bool = Field(True, description="fetch and extract each new entry's page; "
                                  "off = score the feed's summary only")
     allow_private_addresses: bool = Field(False, description="let links from feed content lead "
-                                          "to loopback, private and link-local addresses")
+                                          "to addresses that are not globally routable "
+                                          "(loopback, private, link-local, shared, reserved)")
     max_entries_per_feed: int = Field(10_000, ge=1, description="entries read from one feed body")
     max_backoff: Duration = Field(86400.0, description="longest wait after repeated failures")
     retention_days: int | None = Field(None, ge=1, description="past this many days, drop the "

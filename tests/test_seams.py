@@ -178,3 +178,47 @@ def test_numbers_are_ascii_digits_only(project, web):
     for key in ("²", "99999999999999999999"):
         explained = project.run("explain", key)
         assert explained.exit_code == 1 and "Traceback" not in explained.output, explained.output
+
+
+def test_entries_claimed_by_a_poll_whose_write_failed_are_fetched_next_time(project, web,
+                                                                            monkeypatch):
+    """A pipeline kept across polls, as the service keeps it: a poll fails writing its
+    sightings (another process holds the write lock past the busy timeout); the entries it
+    had claimed are not left claimed, so the next poll stores them."""
+    import asyncio
+
+    import monitor.store
+    from monitor.core import make_monitor
+    from monitor.models import FeedResult
+
+    monkeypatch.setattr(monitor.store, "BUSY_TIMEOUT_MS", 500)
+    for n in (1, 2):
+        web.send(f"/page/{n}", page(f"Story {n}", distinct_text(n)))
+    web.send("/a.xml", rss_with_ids(web.base, range(1, 2)), ctype="application/rss+xml")
+    web.send("/b.xml", rss_with_ids(web.base, range(1, 3)), ctype="application/rss+xml")
+    project.feeds([("A", web.url("/a.xml"))])
+    assert "1 new articles" in project.run("poll", "--once").output
+    project.feeds([("B", web.url("/b.xml"))])
+    mon = make_monitor(project.paths)
+
+    async def two_polls() -> tuple[FeedResult, FeedResult]:
+        async with mon.pipeline() as pipeline:
+            holder = sqlite3.connect(project.db, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                first = await pipeline.poll_feed(feed)
+            finally:
+                holder.rollback()
+                holder.close()
+            return first, await pipeline.poll_feed(feed)
+
+    try:
+        mon.sync_feeds()
+        feed = mon.config.feeds[0]
+        first, second = asyncio.run(two_polls())
+    finally:
+        mon.close()
+    assert first.status == "failed" and "database is locked" in (first.error or ""), first
+    assert second.status == "ok" and second.new_articles == 1, second
+    assert rows(project.db, "SELECT count(*) FROM articles WHERE feed_url = ?",
+                web.url("/b.xml")) == [(1,)]
