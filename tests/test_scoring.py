@@ -123,3 +123,19 @@ def test_monitor_score_round_trip(tmp_path):
     via_stdin = subprocess.run([sys.executable, "-m", "monitor", "score"], cwd=ROOT,
                                input=src.read_text(), capture_output=True, text=True, check=True)
     assert via_stdin.stdout.splitlines() == out
+
+
+def test_footage_in_an_incident_is_not_surveillance_technology(rules):
+    """Crime news that uses a camera's footage as evidence (a robbery caught on CCTV, a child
+    found through a doorbell camera, surveillance video shown at a trial, card skimmers,
+    officers studying CCTV after a riot) is not flagged, and the explanation says what the
+    incident-evidence terms took away; stories about the technology itself (a city buying
+    face-recognition cameras, a camera network expanded after a shooting, a court ruling on
+    police facial recognition) stay flagged."""
+    rows = [json.loads(line) for line in (DATA / "incidents.jsonl").read_text().splitlines()]
+    for row in rows:
+        s = score(rules, row["title"], row["text"])
+        assert s.flagged == bool(row["label"]), (row["id"], s.reason)
+        if not row["label"]:
+            taken = [m for m in s.matches if m.concept == "incident_evidence"]
+            assert taken and all(m.contribution < 0 for m in taken), row["id"]
