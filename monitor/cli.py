@@ -264,10 +264,20 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from .web import make_app
 
     password = _web_password(ctx, host)
+    try:
+        config = load_config(ctx.obj, need_feeds=False)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    database = Path(ctx.obj.db or config.settings.database)
+    if not database.exists():  # serving must not create an empty archive
+        click.echo(f"error: no database at {database}: poll first (`monitor poll --once`), "
+                   "or name one with --db", err=True)
+        ctx.exit(1)
     monitor = _open(ctx, need_feeds=False)
     logs.setup(logging.INFO)
     click.echo(f"serving http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(make_app(monitor, password), host=host, port=port, log_level="warning",
+    uvicorn.run(make_app(monitor, password, host), host=host, port=port, log_level="warning",
                 server_header=False)
 
 

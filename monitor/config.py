@@ -196,6 +196,9 @@ class Settings(BaseModel):
     digest_dir: str = Field("digests", description="folder for daily digest files (relative to "
                             "the current directory)")
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
+    web_allowed_hosts: list[str] = Field([], description="host names the reading room answers "
+                                         "to besides the address it listens on (a reverse "
+                                         "proxy's public name); other Host headers are refused")
     email: EmailSettings = Field(EmailSettings(), description="SMTP delivery of the digest")
     alerts: list[AlertRule] = Field([], description="instant alerts: rules of urls, "
                                     "min_score, tags, feeds, max_per_hour")

@@ -120,7 +120,7 @@ class Service:
 
         assert self.web is not None
         host, port, password = self.web
-        config = uvicorn.Config(make_app(self.monitor, password), host=host, port=port,
+        config = uvicorn.Config(make_app(self.monitor, password, host), host=host, port=port,
                                 log_level="warning", server_header=False)
         server = uvicorn.Server(config)
         # uvicorn's serve() takes SIGTERM and SIGINT over while it runs (capture_signals);

@@ -411,7 +411,19 @@ class Store:
         """Full-text search over titles and texts: (how many match, one page of them), the
         newest first, or (order="best") the best matches among the newest SEARCH_LIMIT; the
         count stops at SEARCH_LIMIT + 1. Snippets mark the matched words with \x02 and \x03.
-        A malformed query raises StorageError with SQLite's message."""
+        A query FTS5 cannot parse ("Hikvision's", "U.S.", "face-recognition") is searched as
+        its words, each quoted; one that still cannot be read raises StorageError."""
+        try:
+            return self._search(query, flagged, start, end, feed, tag, order, limit, offset)
+        except StorageError:
+            plain = plain_query(query)
+            if not plain or plain == query:
+                raise
+            return self._search(plain, flagged, start, end, feed, tag, order, limit, offset)
+
+    def _search(self, query: str, flagged: bool, start: datetime | None, end: datetime | None,
+                feed: str | None, tag: str | None, order: str, limit: int, offset: int
+                ) -> tuple[int, list[dict[str, Any]]]:
         where, args = ["articles_fts MATCH ?"], [query]
         if flagged:
             where.append("a.flagged = 1")
@@ -424,10 +436,14 @@ class Store:
         if feed:
             where.append("a.feed_url = ?")
             args.append(feed)
-        if tag:
+        if tag and ":" in tag:
             kind, _, value = tag.partition(":")
             where.append("EXISTS (SELECT 1 FROM json_each(a.tags, '$.' || ?) WHERE value = ?)")
             args += [kind, value]
+        elif tag:  # a bare name: any kind (vendor, technology, place, programme)
+            where.append("EXISTS (SELECT 1 FROM json_each(a.tags) k, json_each(k.value) v "
+                         "WHERE v.value = ?)")
+            args.append(tag)
         body = (" FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid "
                 "LEFT JOIN feeds f ON f.url = a.feed_url WHERE " + " AND ".join(where))
         try:
@@ -661,6 +677,16 @@ def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
         "flagged_at": iso(fetched_at) if s and s.flagged else None,
         "retry_at": iso(a.retry_at), "page_tries": 1 if a.extract_error and a.entry.url else 0,
     }
+
+
+def plain_query(query: str) -> str:
+    """What people type as FTS5 words: each space-separated piece quoted (a phrase of its
+    tokens: "U.S." is u s, "face-recognition" is face recognition), pieces with no letter or
+    digit dropped ("&", "-"), and so are the operators AND, OR, NOT (meant, not read); a
+    possessive is its word ("Hikvision's" finds Hikvision)."""
+    pieces = [p.removesuffix("'s").removesuffix("’s") for p in query.split()
+              if any(c.isalnum() for c in p) and p not in ("AND", "OR", "NOT", "NEAR")]
+    return " ".join('"' + p.replace('"', '""') + '"' for p in pieces)
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

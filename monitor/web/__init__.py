@@ -11,10 +11,14 @@ import asyncio
 import base64
 import hmac
 import ipaddress
+import logging
 import os
 import secrets
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from asgi_csrf import asgi_csrf
@@ -22,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -33,7 +38,9 @@ from ..digest import render
 from ..digest.build import Story, highlight, safe_url
 from ..errors import ConfigError, StorageError
 
+log = logging.getLogger("monitor.web")
 PASSWORD_ENV = "MONITOR_WEB_PASSWORD"
+SECRET_ENV = "MONITOR_WEB_SECRET"
 PER_PAGE = 20
 LABELS = {"relevant": "relevant", "not_relevant": "not relevant"}
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -67,8 +74,51 @@ def check_bind(host: str) -> str | None:
     return password
 
 
-def make_app(monitor: Monitor, password: str | None = None) -> ASGIApp:
-    """The ASGI app over *monitor*'s database and configuration."""
+def allowed_hosts(host: str, extra: list[str]) -> list[str]:
+    """The Host headers the pages answer to: the address listened on (and the loopback names
+    when it is loopback), plus `web_allowed_hosts` (a reverse proxy's public name). Any
+    other is refused: a page on another site whose name is made to resolve to 127.0.0.1 (DNS
+    rebinding) would otherwise read the archive and post labels as a same-origin page. On
+    0.0.0.0 or :: with no names given, any Host (the password guards those)."""
+    names = {host.strip("[]"), *extra}
+    if not needs_password(host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    elif host in ("0.0.0.0", "::") and not extra:
+        return ["*"]
+    return sorted(f"[{n}]" if ":" in n else n for n in names)
+
+
+def signing_secret(database: Path) -> str:
+    """The CSRF signing secret: MONITOR_WEB_SECRET, else one kept beside the database
+    (`<database>.web-secret`, readable by its owner only), so that a form loaded before a
+    restart still posts after it."""
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    path = Path(f"{database}.web-secret")
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("web secret not read; forms break at the next restart", extra={
+            "outcome": f"{path}: {exc}"})
+        return secrets.token_hex(32)
+    secret = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+    except FileExistsError:  # another process wrote it first: use that one
+        return path.read_text().strip()
+    except OSError as exc:
+        log.warning("web secret not kept; forms break at the next restart", extra={
+            "outcome": f"{path}: {exc}"})
+    return secret
+
+
+def make_app(monitor: Monitor, password: str | None = None, host: str = "127.0.0.1"
+             ) -> ASGIApp:
+    """The ASGI app over *monitor*'s database and configuration, listening on *host*."""
     room = ReadingRoom(monitor)
     app = Starlette(routes=[
         Route("/", room.home),
@@ -81,11 +131,14 @@ def make_app(monitor: Monitor, password: str | None = None) -> ASGIApp:
         Route("/feeds", room.feeds),
         Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
     ], exception_handlers={HTTPException: room.error})
-    secret = os.environ.get("MONITOR_WEB_SECRET") or secrets.token_hex(32)
     # asgi-csrf lets a POST without cookies through unless its path is always protected: a
     # browser sends HTTP Basic credentials by itself, so every POST path is
-    guarded: ASGIApp = asgi_csrf(app, signing_secret=secret, always_protect={"/label"})
-    return Headers(BasicAuth(guarded, password) if password else guarded)
+    guarded: ASGIApp = FormsOnly(asgi_csrf(app, signing_secret=signing_secret(
+        monitor.database), always_protect={"/label"}))
+    guarded = TrustedHostMiddleware(guarded, allowed_hosts=allowed_hosts(
+        host, list(monitor.settings.web_allowed_hosts)))
+    return Headers(BasicAuth(guarded, password) if password else guarded,
+                   private=password is not None)
 
 
 class ReadingRoom:
@@ -105,11 +158,20 @@ class ReadingRoom:
         return self._page("error.html.j2", request, status=exc.status_code,
                           message=exc.detail or "Something went wrong")
 
-    def _reading(self) -> Monitor:
+    @contextmanager
+    def _reading(self) -> Iterator[Monitor]:
+        """A read-only connection for one page; 503 when the database cannot be read."""
         try:
-            return self.monitor.reading()
+            reading = self.monitor.reading()
+            monitor = reading.__enter__()
         except StorageError as exc:
-            raise HTTPException(503, str(exc)) from None
+            raise HTTPException(503, f"The archive cannot be read now: {exc}") from None
+        try:
+            yield monitor
+        except StorageError as exc:
+            raise HTTPException(503, f"The archive cannot be read now: {exc}") from None
+        finally:
+            reading.__exit__(None, None, None)
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse(f"/day/{self.monitor.today()}", status_code=302)
@@ -169,7 +231,7 @@ class ReadingRoom:
     def search(self, request: Request) -> Response:
         q = request.query_params
         query = q.get("q", "").strip()
-        page = max(_int(q.get("page"), 1), 1)
+        page = min(max(_int(q.get("page"), 1), 1), SEARCH_LIMIT // PER_PAGE + 1)
         results: list[dict[str, Any]] = []
         total, message = 0, None
         start, end = _optional_day(q.get("from")), _optional_day(q.get("to"))
@@ -200,18 +262,29 @@ class ReadingRoom:
                           waiting=sum(r["pages_waiting"] for r in rows))
 
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(8999, 12, 31)  # days a page can be about
+
+
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise HTTPException(404, f"{text[:20]!r} is not a day (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(404, f"{text} is not a day the archive can hold ({FIRST_DAY} to "
+                                 f"{LAST_DAY})")
+    return day
 
 
 def _optional_day(text: str | None) -> date | None:
     try:
-        return date.fromisoformat(text) if text else None
+        day = date.fromisoformat(text) if text else None
     except ValueError:
         return None
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(400, f"{text} is not a day the archive can hold ({FIRST_DAY} to "
+                                 f"{LAST_DAY})")
+    return day
 
 
 def _int(text: str | None, default: int) -> int:
@@ -242,10 +315,11 @@ def _snippet(snippet: str) -> Markup:
 
 
 class Headers:
-    """Security headers on every answer."""
+    """Security headers on every answer; behind a password, nothing kept by caches."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, private: bool = False) -> None:
         self.app = app
+        self.extra = [(b"cache-control", b"no-store")] if private else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: dict[str, Any]) -> None:
@@ -254,9 +328,27 @@ class Headers:
                     (b"content-security-policy", CSP.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
-                    (b"x-frame-options", b"DENY")]
+                    (b"x-frame-options", b"DENY")] + self.extra
             await send(message)
         await self.app(scope, receive, with_headers)
+
+
+class FormsOnly:
+    """Our forms post application/x-www-form-urlencoded. Any other body is refused before
+    asgi-csrf reads it: asgi-csrf 0.11 hands multipart bodies to python-multipart with an
+    argument python-multipart 0.0.34 no longer takes (a 500 for any multipart POST)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            ctype = dict(scope.get("headers", [])).get(b"content-type", b"")
+            if not ctype.lower().startswith(b"application/x-www-form-urlencoded"):
+                await Response("A form is posted as application/x-www-form-urlencoded",
+                               status_code=415)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BasicAuth:
