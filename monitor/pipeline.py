@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .config import FeedConfig, Settings
-from .digest.cluster import band_keys, signature
+from .digest.cluster import signature
 from .errors import ExtractError, FetchError, MonitorError, ParseError, StorageError
 from .feeds import parse_feed
 from .fetch import Fetcher, Response
@@ -307,8 +307,7 @@ class Pipeline:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
             articles = [t.result() for t in tasks if t not in pending]
-            added = await self._write(Store.add_articles, articles,
-                                      [_keys(a.signature) for a in articles], now,
+            added = await self._write(Store.add_articles, articles, now,
                                       self._cluster_since())
             result.new_articles = len(added)
         finally:  # stored now, or to be tried again on the next poll
@@ -439,19 +438,20 @@ class Pipeline:
             return False
         article = self._article_from(entry, page, row["language"])
         await self._write(Store.page_arrived, article, row["id"], self.clock())
-        await self._recluster(row, article.signature)
+        await self._recluster(row, article)
         log.info("page retry arrived", extra={"feed": row["feed_url"], "outcome": (
             f"{row['url']}: score {article.score.score if article.score else 0:.1f}")})
         return True
 
-    async def _recluster(self, row: dict[str, Any], sig: bytes | None) -> None:
+    async def _recluster(self, row: dict[str, Any], article: Article) -> None:
         """The text arrived late: a story of its own until now, it may be a copy of another.
         An article that other copies already joined keeps its cluster."""
         article_id, cluster_id = row["id"], row["cluster_id"]
         if cluster_id not in (None, article_id) or \
                 await self._read(Store.cluster_size, article_id) > 1:
             return
-        await self._write(Store.recluster, article_id, _keys(row["signature"]), _keys(sig),
+        await self._write(Store.recluster, article_id, (row["signature"], row["title"]),
+                          (article.signature, article.title), row["feed_url"],
                           self._cluster_since())
 
     async def parse(self, url: str, response: Response, now: datetime) -> ParsedFeed:
@@ -553,5 +553,4 @@ def _claim_keys(e: Entry) -> list[tuple[str, ...]]:
     return [("guid", e.feed_url, e.guid)] + ([("url", e.url)] if e.url else [])
 
 
-def _keys(sig: bytes | None) -> list[int] | None:
-    return band_keys(sig) if sig else None
+

@@ -54,7 +54,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import cpu_and_rss, family  # noqa: E402
 from loopweb import QuietHandler  # noqa: E402
 
-from monitor.digest.cluster import band_keys  # noqa: E402
 from monitor.models import Article, Entry, FeedResult, Match, Score  # noqa: E402
 from monitor.pipeline import CLUSTER_DAYS  # noqa: E402
 from monitor.store import Store  # noqa: E402
@@ -168,8 +167,7 @@ def build(path: Path, size: int, port: int, now: datetime) -> float:
         made += count
         recent.append(this_hour)
         if batch:
-            store.add_articles(batch, [band_keys(a.signature) if a.signature else None
-                                       for a in batch], at, at - timedelta(days=CLUSTER_DAYS))
+            store.add_articles(batch, at, at - timedelta(days=CLUSTER_DAYS))
         if hour % 720 == 0:
             print(f"    {made:,} articles, {time.perf_counter() - started:.0f} s", flush=True)
     for f in feeds:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from ..digest.cluster import SAME_STORY, band_keys, similarity, title_key
 from ..errors import StorageError
 from ..models import Article, Entry, FeedResult
 from .schema import migrations
@@ -170,13 +171,13 @@ class Store:
                 chunk).fetchall())
         return seen_guids, seen_urls
 
-    def add_articles(self, articles: Sequence[Article], keys: Sequence[list[int] | None],
-                     fetched_at: datetime, cluster_since: datetime) -> list[tuple[int, int]]:
+    def add_articles(self, articles: Sequence[Article], fetched_at: datetime,
+                     cluster_since: datetime) -> list[tuple[int, int]]:
         """Store new articles, each put in its story in the same transaction: no interruption
-        leaves an article outside a story. *keys* are each article's LSH band keys (None when
-        its text is too short to compare). An article already stored (the same guid from the
-        same feed, or the same URL) is skipped; if another feed stored its URL meanwhile, this
-        feed is recorded as a sighting of it. Returns (id, story) of the articles added."""
+        leaves an article outside a story (see cluster()). An article already stored (the
+        same guid from the same feed, or the same URL) is skipped; if another feed stored
+        its URL meanwhile, this feed is recorded as a sighting of it. Returns (id, story) of
+        the articles added."""
         rows = [_article_row(a, fetched_at) for a in articles]
         if not rows:
             return []
@@ -186,12 +187,13 @@ class Store:
         out = []
         with self._write():
             conn = self.db.conn
-            for row, article_keys in zip(rows, keys, strict=True):
+            for row in rows:
                 cur = conn.execute(insert, [row[c] for c in cols])
                 if cur.rowcount == 1 and cur.lastrowid is not None:
                     article_id = cur.lastrowid
-                    out.append((article_id, self._cluster_one(article_id, article_keys,
-                                                              cluster_since)))
+                    out.append((article_id, self._cluster_one(
+                        article_id, row["signature"], row["title"], row["feed_url"],
+                        cluster_since)))
                 elif row["url"] is not None:
                     conn.execute(
                         "INSERT OR IGNORE INTO sightings (feed_url, story_key, seen_at) "
@@ -207,26 +209,43 @@ class Store:
             self.db.conn.executemany("INSERT OR IGNORE INTO sightings (feed_url, story_key, "
                                      "seen_at) VALUES (?, ?, ?)", rows)
 
-    def cluster(self, articles: list[tuple[int, list[int] | None]], since: datetime
-                ) -> list[tuple[int, int]]:
-        """Put each stored article (id, LSH band keys or None) in the story of an earlier copy
-        fetched since *since* (one sharing a band key; the earliest story if several), else in
-        a story of its own, and index its keys for the copies to come. In order, in one
-        transaction: a copy finds one earlier in the list. Returns (id, cluster) pairs."""
-        with self._write():
-            return [(i, self._cluster_one(i, keys, since)) for i, keys in articles]
+    def cluster(self, articles: list[tuple[int, bytes | None, str | None, str]],
+                since: datetime) -> list[tuple[int, int]]:
+        """Put each stored article (id, signature, title, feed URL) in the story of an earlier
+        copy fetched since *since*, else in a story of its own, and index its keys for the
+        copies to come. In order, in one transaction: a copy finds one earlier in the list.
+        Returns (id, cluster) pairs.
 
-    def _cluster_one(self, article_id: int, keys: list[int] | None, since: datetime) -> int:
+        A copy is an article that shares a band key with this one and whose signature is at
+        least SAME_STORY alike (the earliest story if several). An article too short for a
+        signature, or with no such copy, may join by a distinctive title an article of
+        another feed that has no signature (a summary-only entry and the full story)."""
+        with self._write():
+            return [(i, self._cluster_one(i, sig, title, feed, since))
+                    for i, sig, title, feed in articles]
+
+    def _cluster_one(self, article_id: int, sig: bytes | None, title: str | None,
+                     feed_url: str, since: datetime) -> int:
         conn = self.db.conn
+        keys = band_keys(sig) if sig else []
         cluster = None
-        if keys:
+        if sig:
+            candidates = conn.execute(
+                f"SELECT DISTINCT a.cluster_id, a.signature FROM lsh_bands l JOIN articles a "
+                f"ON a.id = l.article_id WHERE l.key IN ({','.join('?' * len(keys))}) "
+                "AND a.fetched_at >= ? AND a.cluster_id IS NOT NULL AND a.id != ? "
+                "AND a.signature IS NOT NULL", [*keys, iso(since), article_id]).fetchall()
+            cluster = min((c for c, other in candidates
+                           if similarity(sig, other) >= SAME_STORY), default=None)
+        named = title_key(title)
+        if cluster is None and named is not None:
             cluster = conn.execute(
-                f"SELECT min(a.cluster_id) FROM lsh_bands l JOIN articles a ON "
-                f"a.id = l.article_id WHERE l.key IN ({','.join('?' * len(keys))}) "
-                "AND a.fetched_at >= ? AND a.cluster_id IS NOT NULL AND a.id != ?",
-                [*keys, iso(since), article_id]).fetchone()[0]
-            conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) "
-                             "VALUES (?, ?)", [(k, article_id) for k in keys])
+                "SELECT min(a.cluster_id) FROM lsh_bands l JOIN articles a ON a.id = "
+                "l.article_id WHERE l.key = ? AND a.fetched_at >= ? AND a.cluster_id IS NOT "
+                "NULL AND a.id != ? AND a.feed_url != ? AND (? OR a.signature IS NULL)",
+                [named, iso(since), article_id, feed_url, sig is None]).fetchone()[0]
+        conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) VALUES (?, ?)",
+                         [(k, article_id) for k in keys + ([named] if named else [])])
         cluster = cluster or article_id
         conn.execute("UPDATE articles SET cluster_id = ? WHERE id = ?", [cluster, article_id])
         return int(cluster)
@@ -259,15 +278,16 @@ class Store:
                          "('prune_bands', ?)", [iso(now)])
         return int(gone)
 
-    def recluster(self, article_id: int, old_keys: list[int] | None,
-                  keys: list[int] | None, since: datetime) -> int:
-        """An article's text changed (it arrived late): its old band keys go, and it is
-        clustered again. Returns its cluster."""
+    def recluster(self, article_id: int, old: tuple[bytes | None, str | None],
+                  new: tuple[bytes | None, str | None], feed_url: str, since: datetime) -> int:
+        """An article's text changed (it arrived late): the keys of its old (signature,
+        title) go, and it is clustered again with the new ones. Returns its cluster."""
+        old_keys = (band_keys(old[0]) if old[0] else []) + \
+            [k for k in [title_key(old[1])] if k is not None]
         with self._write():
-            if old_keys:
-                self.db.conn.executemany("DELETE FROM lsh_bands WHERE key = ? AND article_id = ?",
-                                         [(k, article_id) for k in old_keys])
-            return self.cluster([(article_id, keys)], since)[0][1]
+            self.db.conn.executemany("DELETE FROM lsh_bands WHERE key = ? AND article_id = ?",
+                                     [(k, article_id) for k in old_keys])
+            return self.cluster([(article_id, new[0], new[1], feed_url)], since)[0][1]
 
     def cluster_members(self, cluster_ids: list[int]) -> list[dict[str, Any]]:
         if not cluster_ids:
