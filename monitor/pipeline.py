@@ -451,7 +451,7 @@ class Pipeline:
                 await self._read(Store.cluster_size, article_id) > 1:
             return
         await self._write(Store.recluster, article_id, (row["signature"], row["title"]),
-                          (article.signature, article.title), row["feed_url"],
+                          (article.signature, article.title, article.text), row["feed_url"],
                           self._cluster_since())
 
     async def parse(self, url: str, response: Response, now: datetime) -> ParsedFeed:

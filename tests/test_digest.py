@@ -205,8 +205,9 @@ def _articles(store, rows):
     store.db.conn.commit()
 
 
-def _cluster(store, article_id, sig, now, title="t", feed="http://f/"):
-    return store.cluster([(article_id, sig, title, feed)], now - timedelta(days=30))[0][1]
+def _cluster(store, article_id, sig, now, title="t", feed="http://f/", short=False):
+    return store.cluster([(article_id, sig, title, feed, short)],
+                         now - timedelta(days=30))[0][1]
 
 
 def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
@@ -278,8 +279,8 @@ def test_a_late_text_moves_its_article_into_the_story_it_copies(tmp_path):
     assert _cluster(store, 1, signature(BODY * 2), NOW) == 1
     assert _cluster(store, 2, signature(summary), NOW) == 2
     since = NOW - timedelta(days=30)
-    assert store.recluster(2, (signature(summary), "t"), (signature(copy), "t"), "http://f/",
-                           since) == 1
+    assert store.recluster(2, (signature(summary), "t"), (signature(copy), "t", copy),
+                           "http://f/", since) == 1
     keys = {k for (k,) in store.db.execute("SELECT key FROM lsh_bands WHERE article_id = 2")}
     assert keys == set(band_keys(signature(copy)))
     store.close()
@@ -487,3 +488,24 @@ def _reopen(monitor, project, clock):  # noqa: ANN001, ANN202
 
 TRAM = ("The city council reviewed the tram budget on Tuesday and agreed to buy six new "
         "low-floor trams for the eastern line, with a new depot to open next spring. ") * 3
+
+
+def test_a_text_too_short_to_compare_joins_its_story_by_a_distinctive_title(tmp_path):
+    """A summary-only entry from another feed joins the full story under the same headline;
+    a generic headline ("Daily briefing") or the same feed's recurring one joins nothing."""
+    from monitor.digest.cluster import signature
+    from monitor.store import Store
+
+    headline = "Ostrava switches on facial recognition across its street cameras"
+    store = Store(tmp_path / "m.db")
+    store.db.execute("INSERT INTO feeds (url, name) VALUES ('http://g/', 'G')")
+    _articles(store, [(1, NOW, BODY * 2), (2, NOW, "Ostrava turns on face recognition."),
+                      (3, NOW, "Ostrava turns on face recognition."),
+                      (4, NOW, "Council budget news."), (5, NOW, "Tram timetable news.")])
+    assert _cluster(store, 1, signature(BODY * 2), NOW, title=headline) == 1
+    assert _cluster(store, 2, None, NOW, title=headline, feed="http://g/", short=True) == 1
+    assert _cluster(store, 3, None, NOW, title=headline, short=True) == 3  # the same feed
+    assert _cluster(store, 4, None, NOW, title="Daily briefing", short=True) == 4
+    assert _cluster(store, 5, None, NOW, title="Daily briefing", feed="http://g/",
+                    short=True) == 5
+    store.close()

@@ -36,6 +36,10 @@ SHINGLE = 4
 # keys depend on them: changing them needs a migration that rebuilds lsh_bands (m016).
 BANDS, ROWS = 32, 2
 TITLE_WORDS = 6  # a title of fewer words ("Daily briefing", "Police log") names no one story
+SHORT_TEXT = 50  # words: a text this short (a summary, a teaser) is matched by its title too
+# ... and needs more likeness to join by its signature: two teasers of one site were 0.39
+# alike through the site's own chrome
+SAME_STORY_SHORT = 0.5
 
 
 def _permutations(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +138,10 @@ def similarity(a: bytes, b: bytes) -> float:
     """The Jaccard similarity of two texts' shingles, estimated from their signatures."""
     return float(np.count_nonzero(np.frombuffer(a, np.uint64) == np.frombuffer(b, np.uint64))
                  / NUM_PERM)
+
+
+def is_short(text: str | None) -> bool:
+    return len((text or "").split(None, SHORT_TEXT)) < SHORT_TEXT
 
 
 def title_key(title: str | None) -> int | None:

@@ -13,7 +13,14 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from ..digest.cluster import SAME_STORY, band_keys, similarity, title_key
+from ..digest.cluster import (
+    SAME_STORY,
+    SAME_STORY_SHORT,
+    band_keys,
+    is_short,
+    similarity,
+    title_key,
+)
 from ..errors import StorageError
 from ..models import Article, Entry, FeedResult
 from .schema import migrations
@@ -193,7 +200,7 @@ class Store:
                     article_id = cur.lastrowid
                     out.append((article_id, self._cluster_one(
                         article_id, row["signature"], row["title"], row["feed_url"],
-                        cluster_since)))
+                        is_short(row["text"]), cluster_since)))
                 elif row["url"] is not None:
                     conn.execute(
                         "INSERT OR IGNORE INTO sightings (feed_url, story_key, seen_at) "
@@ -209,23 +216,25 @@ class Store:
             self.db.conn.executemany("INSERT OR IGNORE INTO sightings (feed_url, story_key, "
                                      "seen_at) VALUES (?, ?, ?)", rows)
 
-    def cluster(self, articles: list[tuple[int, bytes | None, str | None, str]],
+    def cluster(self, articles: list[tuple[int, bytes | None, str | None, str, bool]],
                 since: datetime) -> list[tuple[int, int]]:
-        """Put each stored article (id, signature, title, feed URL) in the story of an earlier
-        copy fetched since *since*, else in a story of its own, and index its keys for the
-        copies to come. In order, in one transaction: a copy finds one earlier in the list.
-        Returns (id, cluster) pairs.
+        """Put each stored article (id, signature, title, feed URL, whether its text is
+        short) in the story of an earlier copy fetched since *since*, else in a story of its
+        own, and index its keys for the copies to come. In order, in one transaction: a copy
+        finds one earlier in the list. Returns (id, cluster) pairs.
 
         A copy is an article that shares a band key with this one and whose signature is at
-        least SAME_STORY alike (the earliest story if several). An article too short for a
-        signature, or with no such copy, may join by a distinctive title an article of
-        another feed that has no signature (a summary-only entry and the full story)."""
+        least SAME_STORY alike (SAME_STORY_SHORT for a short text; the earliest story if
+        several). Failing that, a short text
+        (a summary, a teaser) joins an article of another feed with the same distinctive
+        title; a long one, only such an article without a signature (the summary-only
+        entry that came first)."""
         with self._write():
-            return [(i, self._cluster_one(i, sig, title, feed, since))
-                    for i, sig, title, feed in articles]
+            return [(i, self._cluster_one(i, sig, title, feed, short, since))
+                    for i, sig, title, feed, short in articles]
 
     def _cluster_one(self, article_id: int, sig: bytes | None, title: str | None,
-                     feed_url: str, since: datetime) -> int:
+                     feed_url: str, short: bool, since: datetime) -> int:
         conn = self.db.conn
         keys = band_keys(sig) if sig else []
         cluster = None
@@ -235,15 +244,16 @@ class Store:
                 f"ON a.id = l.article_id WHERE l.key IN ({','.join('?' * len(keys))}) "
                 "AND a.fetched_at >= ? AND a.cluster_id IS NOT NULL AND a.id != ? "
                 "AND a.signature IS NOT NULL", [*keys, iso(since), article_id]).fetchall()
+            enough = SAME_STORY_SHORT if short else SAME_STORY
             cluster = min((c for c, other in candidates
-                           if similarity(sig, other) >= SAME_STORY), default=None)
+                           if similarity(sig, other) >= enough), default=None)
         named = title_key(title)
         if cluster is None and named is not None:
             cluster = conn.execute(
                 "SELECT min(a.cluster_id) FROM lsh_bands l JOIN articles a ON a.id = "
                 "l.article_id WHERE l.key = ? AND a.fetched_at >= ? AND a.cluster_id IS NOT "
                 "NULL AND a.id != ? AND a.feed_url != ? AND (? OR a.signature IS NULL)",
-                [named, iso(since), article_id, feed_url, sig is None]).fetchone()[0]
+                [named, iso(since), article_id, feed_url, short or sig is None]).fetchone()[0]
         conn.executemany("INSERT OR IGNORE INTO lsh_bands (key, article_id) VALUES (?, ?)",
                          [(k, article_id) for k in keys + ([named] if named else [])])
         cluster = cluster or article_id
@@ -279,15 +289,18 @@ class Store:
         return int(gone)
 
     def recluster(self, article_id: int, old: tuple[bytes | None, str | None],
-                  new: tuple[bytes | None, str | None], feed_url: str, since: datetime) -> int:
+                  new: tuple[bytes | None, str | None, str], feed_url: str,
+                  since: datetime) -> int:
         """An article's text changed (it arrived late): the keys of its old (signature,
-        title) go, and it is clustered again with the new ones. Returns its cluster."""
+        title) go, and it is clustered again with the new (signature, title, text). Returns
+        its cluster."""
         old_keys = (band_keys(old[0]) if old[0] else []) + \
             [k for k in [title_key(old[1])] if k is not None]
         with self._write():
             self.db.conn.executemany("DELETE FROM lsh_bands WHERE key = ? AND article_id = ?",
                                      [(k, article_id) for k in old_keys])
-            return self.cluster([(article_id, new[0], new[1], feed_url)], since)[0][1]
+            return self.cluster([(article_id, new[0], new[1], feed_url, is_short(new[2]))],
+                                since)[0][1]
 
     def cluster_members(self, cluster_ids: list[int]) -> list[dict[str, Any]]:
         if not cluster_ids:
