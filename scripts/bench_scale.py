@@ -266,7 +266,8 @@ def small_poll(db: Path, files: dict[str, Path], web: Web, run: int) -> tuple[fl
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--feeds", str(files["small"]),
                              "--settings", str(files["settings"]), "--db", str(db), "poll",
-                             "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=db.parent)  # not the checkout: PYTHONPATH picks the version
     peak = watch(proc, interval=0.02)
     out = proc.communicate()[0].decode()
     seconds = time.perf_counter() - started
@@ -282,7 +283,7 @@ def service(db: Path, files: dict[str, Path]) -> tuple[float, int]:
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "-v", "--feeds",
                              str(files["all"]), "--settings", str(files["settings"]), "--db",
                              str(db), "run"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, cwd=db.parent)
     assert proc.stderr is not None
     ready = None
     for line in proc.stderr:
@@ -357,7 +358,8 @@ def timed(op: str, db: Path, files: dict[str, Path], runs: int = 3) -> dict[str,
     return results[len(results) // 2]
 
 
-def bench(db: Path, files: dict[str, Path], port: int) -> dict[str, Any]:
+def bench(db: Path, files: dict[str, Path], port: int, poll_only: bool = False
+          ) -> dict[str, Any]:
     size = Store(db)
     articles = size.count_articles()
     size.close()
@@ -369,6 +371,8 @@ def bench(db: Path, files: dict[str, Path], port: int) -> dict[str, Any]:
         polls = [small_poll(db, files, web, run) for run in range(3)]
         row["poll s"] = statistics.median(p[0] for p in polls)
         row["poll MB"] = max(p[1] for p in polls) / 1e6
+        if poll_only:
+            return row
         start, steady = service(db, files)
         row["start s"], row["service MB"] = start, steady / 1e6
     finally:
@@ -396,7 +400,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             ("rescore --dry-run, articles/s", "rescore detail", "{:,.0f}")]
     lines = ["| figure | " + " | ".join(f"{r['articles']:,} articles" for r in rows) + " |",
              "| --- |" + " --- |" * len(rows)]
-    for label, key, fmt in cols:
+    for label, key, fmt in [c for c in cols if c[1] in first]:
         cells = []
         for r in rows:
             cell = fmt.format(r[key])
@@ -406,7 +410,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     notes = [f"{r['articles']:,}: digest {r['digest detail']} stories; search "
              f"'{COMMON}' {r['search-common-newest detail']}, '{RARE}' "
-             f"{r['search-rare-newest detail']}" for r in rows]
+             f"{r['search-rare-newest detail']}" for r in rows if "digest detail" in r]
     return "\n".join(lines + [""] + notes)
 
 
@@ -418,6 +422,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=18765, help="the loopback web's port (the "
                     "archives' feed URLs name it)")
     ap.add_argument("--build-only", action="store_true", help="build the missing archives")
+    ap.add_argument("--poll-only", action="store_true", help="measure the small poll alone "
+                    "(with PYTHONPATH naming another checkout: compare two versions)")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -440,7 +446,7 @@ def main() -> int:
         if args.build_only:
             continue
         print(f"measuring {size:,} articles", flush=True)
-        rows.append(bench(db, files, args.port))
+        rows.append(bench(db, files, args.port, args.poll_only))
         print("  " + json.dumps(rows[-1]), flush=True)
     if rows:
         print(table(rows))
