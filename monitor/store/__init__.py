@@ -562,7 +562,8 @@ class Store:
         return list(best.values())
 
     def add_alerts(self, rule: str, rows: list[dict[str, Any]], now: datetime) -> None:
-        """Rows from alerts.consider; the newest flagged_at among them is noted as considered."""
+        """Rows from alerts.consider, one per story the rule considered (a story it already has
+        a row for is left as it is)."""
         with self._write():
             self.db["alerts"].insert_all([{**r, "rule": rule, "created_at": iso(now)}
                                           for r in rows], ignore=True)
