@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import AlertRule, expand_env
 from .digest.build import excerpt, safe_url, without_headline
+from .models import AlertMessage
 
 log = logging.getLogger("monitor.alerts")
 BACKOFF = (60, 300, 900, 3600, 3600, 3600, 3600)  # seconds before each new try; then given up
@@ -75,7 +76,7 @@ def summary_message(rule: str, stories: list[dict[str, Any]], cap: int) -> tuple
     return f"[monitor] {len(stories)} more flagged stories", "\n".join(lines)
 
 
-def consider(rule: AlertRule, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def consider(rule: AlertRule, candidates: list[dict[str, Any]]) -> list[AlertMessage]:
     """One alert row per story the rule has not considered yet (the best-scoring flagged copy
     of each): 'waiting' for a message when it passes the rule's filters, 'filtered' when
     not. Every story considered keeps its row, so that it is never read again."""
@@ -83,14 +84,14 @@ def consider(rule: AlertRule, candidates: list[dict[str, Any]]) -> list[dict[str
     for story in candidates:
         ok = wanted(rule, story)
         title, body = story_message(story) if ok else (plain(story["title"], 200), None)
-        rows.append({"kind": "story", "story": story["story"], "article_id": story["id"],
-                     "title": title, "body": body, "score": story["score"],
-                     "status": "waiting" if ok else "filtered"})
+        rows.append(AlertMessage(kind="story", story=story["story"], article_id=story["id"],
+                                 title=title, body=body, score=story["score"],
+                                 status="waiting" if ok else "filtered"))
     return rows
 
 
 def release(rule: AlertRule, name: str, waiting: list[dict[str, Any]], sent_last_hour: int
-            ) -> tuple[list[int], list[int], dict[str, Any] | None]:
+            ) -> tuple[list[int], list[int], AlertMessage | None]:
     """Which waiting stories go out now, strongest first, within max_per_hour messages in any
     hour, summaries included: (ids sent as messages of their own, ids summarised, the
     summary row or None). With more waiting than the hour has room for, the strongest go
@@ -102,9 +103,8 @@ def release(rule: AlertRule, name: str, waiting: list[dict[str, Any]], sent_last
         return [w["id"] for w in waiting], [], None
     alone, rest = waiting[:room - 1], waiting[room - 1:]
     title, body = summary_message(name, rest, rule.max_per_hour)
-    return [w["id"] for w in alone], [w["id"] for w in rest], {
-        "kind": "summary", "story": None, "article_id": None, "title": title, "body": body,
-        "score": None, "status": "pending"}
+    return [w["id"] for w in alone], [w["id"] for w in rest], AlertMessage(
+        kind="summary", title=title, body=body, status="pending")
 
 
 def next_try(attempts: int, now: datetime) -> datetime | None:

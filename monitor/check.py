@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import ExtractError, FetchError, ParseError
-from .pipeline import FEED_ACCEPT, Pipeline
+from .pipeline import Pipeline
+from .pipeline.cycle import FEED_ACCEPT
 
 
 @dataclass

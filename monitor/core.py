@@ -4,27 +4,25 @@ the service call its methods and hold no logic of their own."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
-import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from . import alerts
-from .atomic import write_text
+from . import alerting
 from .check import FeedCheck, check_feed
-from .config import AlertRule, FeedConfig, Paths, Settings, load_feeds, load_settings
+from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
-from .digest.mail import build_message, send
-from .errors import ConfigError, Interrupted
+from .digest.publish import email_digest, write_digest
+from .errors import ConfigError
 from .fetch import Fetcher
-from .models import CycleSummary, FeedResult, Score
-from .pipeline import CLUSTER_DAYS, Pipeline
+from .interrupt import interruptible
+from .models import CycleSummary, FeedListing, FeedResult, Score, ScoreUpdate
+from .pipeline import CLUSTER_DAYS, Pipeline, open_pipeline
 from .scoring import Rules, load_rules, score
 from .store import SEARCH_LIMIT as SEARCH_LIMIT
 from .store import Store
@@ -44,20 +42,10 @@ def load_config(paths: Paths, *, need_feeds: bool = True) -> Config:
     settings = load_settings(paths.settings)
     rules = load_rules(paths.keywords)
     feeds = load_feeds(paths.feeds) if need_feeds or paths.feeds.exists() else []
-    return Config(settings, feeds, rules)
+    return Config(settings, list(feeds), rules)
 
 
 Clock = Callable[[], datetime]
-_FROZEN = False  # gc.freeze() done in this process
-ALERT_LEASE = timedelta(minutes=10)  # a claimed alert is another process's after this
-# how far before the newest story a rule considered it looks again: a poll stores its articles
-# dated when it began, up to its deadline later; a rescore dates them when it began
-CONSIDER_MARGIN = timedelta(hours=1)
-
-
-def iso_minus(stamp: str, delta: timedelta) -> str:
-    return (datetime.fromisoformat(stamp) - delta).isoformat(timespec="seconds")
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -69,7 +57,7 @@ class Monitor:
 
     def __init__(self, paths: Paths, config: Config, store: Store,
                  clock: Clock = utc_now) -> None:
-        self.paths, self.config, self.store, self.clock = paths, config, store, clock
+        self.paths, self._config, self._store, self.clock = paths, config, store, clock
 
     def today(self) -> date:
         """Today in the configured time zone."""
@@ -77,19 +65,39 @@ class Monitor:
 
     @property
     def settings(self) -> Settings:
-        return self.config.settings
+        return self._config.settings
 
     @property
     def database(self) -> Path:
-        return self.store.path
+        return self._store.path
+
+    @property
+    def feeds(self) -> list[FeedConfig]:
+        """The configured feeds (feeds.yaml), enabled or not."""
+        return list(self._config.feeds)
+
+    @property
+    def rules(self) -> Rules:
+        return self._config.rules
 
     def enabled_feeds(self) -> dict[str, FeedConfig]:
-        return {f.url: f for f in self.config.feeds if f.enabled}
+        return {f.url: f for f in self._config.feeds if f.enabled}
+
+    def use_feeds(self, feeds: list[FeedConfig]) -> None:
+        """These feeds instead of the configured ones (the demo's, a script's)."""
+        self._config = replace(self._config, feeds=feeds)
+
+    def article_count(self) -> int:
+        return self._store.count_articles()
+
+    def pages_waiting(self) -> int:
+        """Articles whose page is waiting for another try."""
+        return self._store.pages_waiting()
 
     def reload(self, config: Config) -> list[str]:
         """Take a new, validated configuration; returns the names of the settings that
         changed. The database stays open on the file it was opened on (RESTART_SETTINGS)."""
-        old, self.config = self.config.settings, config
+        old, self._config = self._config.settings, config
         return [name for name in Settings.model_fields
                 if getattr(old, name) != getattr(config.settings, name)]
 
@@ -98,32 +106,36 @@ class Monitor:
         connection of its own (callable from another thread), before it is taken: the feeds
         table's rows by URL. Raises StorageError, and nothing is taken."""
         with self.apart() as other:
-            other.config = config
-            with other.store.transaction():
+            other._config = config
+            with other._store.transaction():
                 rows = other.sync_feeds()
                 other.begin_alert_rules()
             return rows
 
     def sync_feeds(self) -> dict[str, dict[str, Any]]:
         """The feeds table made to match the configuration; every row, by URL."""
-        self.store.sync_feeds(self.config.feeds)
-        return {r["url"]: r for r in self.store.feeds()}
+        self._sync()
+        return {r["url"]: r for r in self._store.feeds()}
+
+    def _sync(self) -> None:
+        self._store.sync_feeds(FeedListing(f.url, f.name, tuple(f.tags), f.enabled)
+                               for f in self._config.feeds)
 
     def revive_feed(self, url: str) -> bool:
-        return self.store.revive_feed(url)
+        return self._store.revive_feed(url)
 
     @contextmanager
     def apart(self) -> Iterator[Monitor]:
         """This monitor on a connection of its own, for work in another thread (the service's
         daily digest): a connection is never shared between threads."""
-        other = Monitor(self.paths, self.config, Store(self.store.path), self.clock)
+        other = Monitor(self.paths, self._config, Store(self._store.path), self.clock)
         try:
             yield other
         finally:
             other.close()
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
 
     # -- polling -----------------------------------------------------------------------------
 
@@ -136,17 +148,17 @@ class Monitor:
             summary.alerts_sent, summary.alerts_failed = await self.alert()
             await asyncio.to_thread(self._apart, Monitor.housekeeping)
             return summary
-        return asyncio.run(_interruptible(cycle()))
+        return asyncio.run(interruptible(cycle()))
 
     async def poll_async(self, on_result: Callable[[FeedResult], None] | None = None,
                          feeds: Iterable[FeedConfig] | None = None,
                          allow_private: bool | None = None,
                          pipeline: Pipeline | None = None) -> CycleSummary:
         """Poll every enabled feed once, with *pipeline* (kept across polls) or a new one."""
-        self.store.sync_feeds(self.config.feeds)
+        self._sync()
         self.begin_alert_rules()
-        gone = {r["url"] for r in self.store.feeds() if r.get("gone_at")}
-        feeds = [f for f in (feeds if feeds is not None else self.config.feeds)
+        gone = {r["url"] for r in self._store.feeds() if r.get("gone_at")}
+        feeds = [f for f in (feeds if feeds is not None else self._config.feeds)
                  if f.enabled and f.url not in gone]
         if pipeline is not None:
             return await self._cycle(pipeline, feeds, on_result)
@@ -176,25 +188,13 @@ class Monitor:
     @asynccontextmanager
     async def pipeline(self, allow_private: bool | None = None) -> AsyncIterator[Pipeline]:
         """A fetcher and an extraction pool to keep across polls, as the service does."""
-        # What is alive now (modules, configuration, rules) lives as long as the process:
-        # frozen, the collector no longer walks it. A full collection over it took about a
-        # tenth of an unchanged re-poll of 400 feeds.
-        global _FROZEN
-        if not _FROZEN:  # once: what later polls leave behind is theirs to collect
-            gc.collect()
-            gc.freeze()
-            _FROZEN = True
-        async with Fetcher(self.settings, allow_private=allow_private) as fetcher:
-            pipeline = Pipeline(self.settings, self.config.rules, self.store, fetcher,
-                                self.clock)
-            try:
-                yield pipeline
-            finally:
-                pipeline.close()
+        async with open_pipeline(self.settings, self._config.rules, self._store.path,
+                                 self.clock, allow_private) as pipeline:
+            yield pipeline
 
     def feed_status(self) -> list[dict[str, Any]]:
         """Every feed's health, for `monitor status`."""
-        rows = self.store.feed_health(self.clock() - timedelta(days=7))
+        rows = self._store.feed_health(self.clock() - timedelta(days=7))
         out = []
         for r in rows:
             state = "gone" if r.get("gone_at") else "disabled" if not r["enabled"] else \
@@ -221,7 +221,7 @@ class Monitor:
         async def run() -> FeedCheck:
             settings = self.settings.model_copy(update={"extract_workers": 1})
             async with Fetcher(settings) as fetcher:
-                pipeline = Pipeline(settings, self.config.rules, self.store, fetcher,
+                pipeline = Pipeline(settings, self._config.rules, self._store.path, fetcher,
                                     self.clock)
                 try:
                     return await check_feed(pipeline, url, first_page, self.clock())
@@ -234,7 +234,7 @@ class Monitor:
     @contextmanager
     def reading(self) -> Iterator[Monitor]:
         """This monitor on a read-only connection of its own: what a web page uses."""
-        other = Monitor(self.paths, self.config, Store.readonly(self.store.path), self.clock)
+        other = Monitor(self.paths, self._config, Store.readonly(self._store.path), self.clock)
         try:
             yield other
         finally:
@@ -250,7 +250,7 @@ class Monitor:
         if article is None:
             return None
         cluster = article.get("cluster_id") or article["id"]
-        copies = self.store.cluster_members([cluster])
+        copies = self._store.cluster_members([cluster])
         return {"article": article, "copies": copies or [article], "cluster": cluster}
 
     def search(self, query: str, *, first: date | None = None, last: date | None = None,
@@ -259,114 +259,46 @@ class Monitor:
         tz = self.settings.timezone
         start = day_bounds(first, tz)[0] if first else None
         end = day_bounds(last, tz)[1] if last else None
-        return self.store.search(query, start=start, end=end, **filters)
+        return self._store.search(query, start=start, end=end, **filters)
 
     def labels(self, article_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
-        return self.store.labels(article_ids)
+        return self._store.labels(article_ids)
 
     def label(self, article_id: int, label: str, note: str | None = None) -> bool:
         """A reader's judgement of an article; False when there is no such article."""
-        if self.store.article(str(article_id)) is None:
+        if self._store.article(str(article_id)) is None:
             return False
-        self.store.add_label(article_id, label, note, self.clock())
+        self._store.add_label(article_id, label, note, self.clock())
         return True
 
     def export_labels(self) -> Iterator[str]:
         """JSON lines {id, title, text, label (1 relevant, 0 not)} for eval_relevance.py."""
-        for row in self.store.labelled_articles():
+        for row in self._store.labelled_articles():
             yield json.dumps({**row, "label": 1 if row["label"] == "relevant" else 0},
                              ensure_ascii=False)
 
     # -- alerts ------------------------------------------------------------------------------
 
     def begin_alert_rules(self) -> None:
-        """Note when each alert rule began, before polling: it alerts on what is flagged from
-        then on (a rule added to an old archive does not alert on a year of stories)."""
-        for i, rule in enumerate(self.settings.alerts):
-            self.store.begin_alert_rule(alerts.rule_name(rule, i), self.clock())
+        """Note when each alert rule began (see alerting.begin_rules)."""
+        alerting.begin_rules(self._store, self.settings.alerts, self.clock())
 
     def send_alerts(self) -> tuple[int, int]:
-        """Consider, for every rule, the stories flagged since it last looked; send those
-        waiting as the hour allows; deliver the messages due (new ones, and failed ones whose
-        next try has come). Blocking: callers on an event loop run it in a thread, on a
-        connection of its own (apart()). Returns (sent, failed) deliveries."""
-        now = self.clock()
-        rules = {alerts.rule_name(r, i): r for i, r in enumerate(self.settings.alerts)}
-        for name, rule in rules.items():
-            self._plan_alerts(name, rule, now)
-        sent = failed = 0
-        for row in self.store.claim_due_alerts(now, ALERT_LEASE):
-            rule = rules.get(row["rule"])
-            if rule is None:
-                self.store.alert_tried(row["id"], [], "rule no longer configured", now,
-                                       None, False)
-                continue
-            done = set(json.loads(row["delivered"] or "[]"))
-            delivered, errors = alerts.deliver(rule.urls, row["title"], row["body"], done)
-            error = "; ".join(errors) or None
-            retry = alerts.next_try(row["attempts"] + 1, now) if error else None
-            self.store.alert_tried(row["id"], delivered, error, now, retry, not error)
-            if error:
-                failed += 1
-                alerts.log.warning("alert not delivered", extra={"outcome": (
-                    f"{row['rule']}: {row['title'][:80]}: {error}; "
-                    + (f"next try at {retry:%H:%M:%S}" if retry else "given up"))})
-            else:
-                sent += 1
-        return sent, failed
-
-    def _plan_alerts(self, name: str, rule: AlertRule, now: datetime) -> None:
-        """One rule's new stories recorded and its waiting ones released, in one transaction
-        (two processes never plan the same story twice). Reads only: the write lock is taken
-        when there is something new or something the hour has room for."""
-        began = self.store.alert_rule(name)
-        if began is None:  # a rule added since the last reload, or a new database
-            self.store.begin_alert_rule(name, now)
-            began = self.store.alert_rule(name)
-            assert began is not None
-        since, considered = began
-        if considered:  # with a margin: a poll stores its articles dated when it began
-            since = max(since, iso_minus(considered, CONSIDER_MARGIN))
-        hour_ago = now - timedelta(hours=1)
-        room = self.store.alert_messages_since(name, hour_ago) < rule.max_per_hour
-        if not self.store.alert_candidates(name, since) and \
-                not (room and self.store.waiting_alerts(name)):
-            return
-        with self.store.transaction():
-            candidates = self.store.alert_candidates(name, since)
-            if candidates:
-                self.store.add_alerts(name, alerts.consider(rule, candidates), now)
-                self.store.considered(name, max(c["flagged_at"] for c in candidates))
-            alone, summarised, summary = alerts.release(
-                rule, name, self.store.waiting_alerts(name),
-                self.store.alert_messages_since(name, hour_ago))
-            self.store.release_alerts(name, alone, summarised, summary, now)
+        """Plan and deliver the alerts due (alerting.send_alerts). Blocking: callers on an
+        event loop run it in a thread, on a connection of its own (apart())."""
+        return alerting.send_alerts(self._store, self.settings.alerts, self.clock())
 
     def test_alerts(self) -> list[tuple[str, str, str | None]]:
-        """A sample through every rule's every target: (rule, target, error or None)."""
-        sample = {"id": 0, "story": 0, "title": "monitor: a test alert", "score": 12.0,
-                  "url": "https://example.org/monitor-test", "feed_url": "", "feed_name":
-                  "monitor alerts test", "tags": {"technology": ["facial recognition"]},
-                  "matches": [{"term": "facial recognition", "contribution": 6.0}],
-                  "text": "This is a test of the alert rules in config/settings.yaml. "
-                          "Nothing was flagged."}
-        title, body = alerts.story_message(sample)
-        out = []
-        for i, rule in enumerate(self.settings.alerts):
-            for n, url in enumerate(rule.urls):
-                delivered, errors = alerts.deliver([url], title, body, set())
-                out.append((alerts.rule_name(rule, i), f"target {n + 1} ({url.split('://')[0]})",
-                            errors[0] if errors else None))
-        return out
+        return alerting.test_alerts(self.settings.alerts)
 
     # -- scoring -----------------------------------------------------------------------------
 
     def score(self, title: str, text: str) -> Score:
-        return score(self.config.rules, title, text)
+        return score(self._config.rules, title, text)
 
     def explain(self, key: str) -> dict[str, Any] | None:
         """The stored article and a fresh explanation under the current rules."""
-        row = self.store.article(key)
+        row = self._store.article(key)
         if row is None:
             return None
         row["explanation"] = self.score(row["title"] or "", row["text"] or "")
@@ -375,8 +307,9 @@ class Monitor:
     def rescore(self, since: date | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
         """Apply the current keywords to stored articles; returns the stories whose flag changes."""
         start = day_bounds(since, self.settings.timezone)[0] if since else None
-        changes, updates, now = [], [], self.clock()
-        for row in self.store.articles_since(start):
+        changes, now = [], self.clock()
+        updates: list[ScoreUpdate] = []
+        for row in self._store.articles_since(start):
             s = self.score(row["title"] or "", row["text"] or "")
             if bool(row["flagged"]) != s.flagged:
                 changes.append({"id": row["id"], "title": row["title"], "url": row["url"],
@@ -384,13 +317,12 @@ class Monitor:
                                 "score": s.score, "reason": s.reason})
             if dry_run:
                 continue
-            updates.append({"id": row["id"], "score": s.score, "flagged": s.flagged,
-                            "matches": [m.as_dict() for m in s.matches], "tags": s.tags})
+            updates.append(ScoreUpdate(row["id"], s))
             if len(updates) == 500:  # written as it goes: a year of scores is not kept
-                self.store.update_scores(updates, now)
+                self._store.update_scores(updates, now)
                 updates = []
         if updates:
-            self.store.update_scores(updates, now)
+            self._store.update_scores(updates, now)
         return changes
 
     # -- digest ------------------------------------------------------------------------------
@@ -401,11 +333,11 @@ class Monitor:
         today = self.today()
         first, last = (since, today) if since else (day or today, day or today)
         start, end = day_bounds(first, tz, last)
-        rows = self.store.flagged_between(start, end)
+        rows = self._store.flagged_between(start, end)
         clusters = sorted({r["cluster_id"] for r in rows if r.get("cluster_id")})
         label = first.isoformat() if first == last else f"{first} to {last}"
-        return build_digest(rows, self.store.cluster_members(clusters), self.store.feeds(),
-                            label, tz, self.clock(), pages_waiting=self.store.pages_waiting())
+        return build_digest(rows, self._store.cluster_members(clusters), self._store.feeds(),
+                            label, tz, self.clock(), pages_waiting=self._store.pages_waiting())
 
     def render_digest(self, day: date | None = None, fmt: str = "text",
                       since: date | None = None) -> str:
@@ -416,99 +348,37 @@ class Monitor:
         days = self.settings.retention_days
         if not days:
             return 0
-        return self.store.drop_old_text(self.clock() - timedelta(days=days))
+        return self._store.drop_old_text(self.clock() - timedelta(days=days))
 
     def housekeeping(self) -> int:
         """Retention (when set), and the near-duplicate keys no new article can match any
         more (at most once a day). Returns how many articles' text retention dropped."""
         dropped = self.apply_retention()
         now = self.clock()
-        self.store.prune_bands(now - timedelta(days=CLUSTER_DAYS + 1), now)
+        self._store.prune_bands(now - timedelta(days=CLUSTER_DAYS + 1), now)
         return dropped
 
     def compact(self) -> tuple[int, int]:
         """Retention now, then VACUUM: (articles whose text went, bytes given back)."""
-        before = self.store.path.stat().st_size
+        before = self._store.path.stat().st_size
         dropped = self.apply_retention()
-        self.store.compact()
-        return dropped, before - self.store.path.stat().st_size
+        self._store.compact()
+        return dropped, before - self._store.path.stat().st_size
 
     def write_daily_digest(self, day: date) -> list[Path]:
-        """Write the day's digest into digest_dir in every file format, each whole or not at
-        all (a temporary file, then a rename); email it once if email is configured."""
+        """Write the day's digest into digest_dir in every file format; email it once if
+        email is configured."""
         digest = self.digest(day)
-        folder = Path(self.settings.digest_dir)
-        written = []
-        for fmt, suffix in (("md", "md"), ("html", "html"), ("json", "json"),
-                            ("text", "txt"), ("atom", "atom")):
-            path = folder / f"{digest.date}.{suffix}"
-            write_text(path, render(digest, fmt))
-            written.append(path)
-        now = self.clock()
-        record = self.store.digest_record(digest.date)
-        self.store.record_digest(digest.date, len(digest.stories), digest.articles, now)
-        if self.settings.email.host and not (record and record.get("sent_at")):
+        written, emailed = write_digest(self._store, digest, Path(self.settings.digest_dir),
+                                        self.clock())
+        if self.settings.email.host and not emailed:
             self.send_digest(day, digest)
         return written
 
     def send_digest(self, day: date, digest: Digest | None = None) -> str:
         """Email the day's digest now (HTML with a text alternative); returns the recipients."""
-        digest = digest or self.digest(day)
-        email = self.settings.email
-        subject = f"monitor digest {digest.date}: {len(digest.stories)} stories"
-        send(email, build_message(email, subject, render(digest, "text"),
-                                  render(digest, "html")))
-        to = ", ".join(email.to)
-        now = self.clock()
-        self.store.record_digest(digest.date, len(digest.stories), digest.articles, now,
-                                 sent_at=now, sent_to=to)
-        return to
-
-
-async def _interruptible(work: Coroutine[Any, Any, T]) -> T:
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-    caught: list[int] = []
-
-    def stop(signum: int) -> None:
-        if not caught:
-            caught.append(signum)
-            main.cancel()
-
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    for signum in previous:
-        loop.add_signal_handler(signum, stop, signum)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if caught:
-            raise Interrupted(caught[0]) from None
-        raise
-    finally:
-        for signum, handler in previous.items():
-            loop.remove_signal_handler(signum)  # sets the default: put back what was there
-            signal.signal(signum, handler)
-
-
-def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:
-    """JSON lines {id, title, text} -> JSON lines {id, score, flagged, matches}, same order.
-    A bad line gets an error object in its place, so output stays aligned with input."""
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            yield json.dumps({"line": n, "error": f"not JSON: {exc}"})
-            continue
-        if not isinstance(row, dict):
-            yield json.dumps({"line": n, "error": f"not a JSON object: {type(row).__name__}"})
-            continue
-        s = score(rules, str(row.get("title") or ""), str(row.get("text") or ""))
-        yield json.dumps({"id": row.get("id"), "score": s.score, "flagged": s.flagged,
-                          "matches": [m.as_dict() for m in s.matches], "tags": s.tags,
-                          "reason": s.reason}, ensure_ascii=False)
+        return email_digest(self._store, digest or self.digest(day), self.settings.email,
+                            self.clock())
 
 
 def make_monitor(paths: Paths, *, need_feeds: bool = True, clock: Clock = utc_now) -> Monitor:

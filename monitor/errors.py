@@ -69,19 +69,19 @@ class FetchError(MonitorError):
 
 
 class TooLarge(FetchError):
-    transient = False  # type: ignore[assignment]
+    transient = False
 
 
 class Blocked(FetchError):
-    transient = False  # type: ignore[assignment]
+    transient = False
 
 
 class InvalidLink(FetchError):
-    transient = False  # type: ignore[assignment]
+    transient = False
 
 
 class SetAside(FetchError):
-    transient = True  # type: ignore[assignment]
+    transient = True
 
 
 class ParseError(MonitorError):

@@ -89,9 +89,10 @@ def extract_page(content: bytes, url: str, content_type: str = "", charset: str 
         # what lxml and trafilatura raise on hostile markup; anything else (a TypeError after
         # an API change) is a bug that must show, not a page without text
         raise ExtractError(url, f"extraction failed: {type(exc).__name__}") from None
+    assert not isinstance(doc, dict)  # a Document unless as_dict=True
     if doc is None or not (doc.text or "").strip():
         raise ExtractError(url, "no article text found")
-    text = doc.text.strip()
+    text = (doc.text or "").strip()
     language = doc.language or None
     if language is None and (m := _HTML_LANG.search(content[:4096])):
         language = m.group(1).decode("ascii").lower()

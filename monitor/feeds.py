@@ -182,7 +182,8 @@ def parse_json_feed(content: bytes, url: str, *, fetched: datetime,
     if not isinstance(data, dict) or "jsonfeed.org" not in str(data.get("version", "")) \
             or not isinstance(data.get("items", []), list):
         raise ParseError(url, "not a feed (JSON without a jsonfeed.org version)")
-    base = data.get("home_page_url") if isinstance(data.get("home_page_url"), str) else url
+    home = data.get("home_page_url")
+    base = home if isinstance(home, str) else url
     raws = []
     for item in data.get("items", [])[:max_entries]:
         if not isinstance(item, dict):

@@ -46,7 +46,7 @@ class Match(NamedTuple):  # a tuple: articles carry dozens, built in the scorer'
     term: str
     concept: str
     field: str
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing here calls
     contribution: float
 
     def as_dict(self) -> dict[str, object]:
@@ -92,6 +92,40 @@ class FeedResult:
     warning: str | None = None
     retry_after: float | None = None
     next_poll_at: datetime | None = None
+
+
+# -- intents: what crosses into the store, typed ------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedListing:
+    """A configured feed as the feeds table keeps it."""
+
+    url: str
+    name: str
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ScoreUpdate:
+    """A stored article scored again (rescore)."""
+
+    article_id: int
+    score: Score
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """A row of the alerts table as a rule plans it: a story considered ('waiting' for room
+    in the hour or 'filtered'), or a summary of several ('pending' delivery)."""
+
+    kind: str  # story | summary
+    title: str
+    body: str | None
+    status: str  # waiting | filtered | pending
+    story: int | None = None
+    article_id: int | None = None
+    score: float | None = None
 
 
 @dataclass

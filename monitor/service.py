@@ -125,7 +125,7 @@ class Service:
         server = uvicorn.Server(config)
         # uvicorn's serve() takes SIGTERM and SIGINT over while it runs (capture_signals);
         # here they are the service's, which stops the server itself (should_exit)
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self.tasks["web"] = asyncio.create_task(server.serve())
         log.info("serving the reading room", extra={"outcome": f"http://{host}:{port}/"})
         return server
@@ -259,13 +259,13 @@ class Service:
                       "trying again", extra={"outcome": str(exc)})
             return
         self.stamps = stamps
-        old = self.monitor.config
+        old = self.monitor.enabled_feeds()
         changed = self.monitor.reload(config)
         self.pipeline.reconfigure(config.settings, config.rules)
         if "log_format" in changed:
             logs.setup(logging.getLogger("monitor").level,
                        as_json=config.settings.log_format == "json")
-        added = set(self._feeds()) - {f.url for f in old.feeds if f.enabled}
+        added = set(self._feeds()) - set(old)
         self._schedule_all(rows)
         if {"digest_time", "timezone"} & set(changed):
             self._schedule_digest()

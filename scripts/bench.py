@@ -217,7 +217,7 @@ async def _cycle(monitor: Monitor, web: LoopWeb, args: argparse.Namespace,
         main_cpu = sum(os.times()[:2]) - main_cpu0
         web_cpu = cpu_and_rss([web.proc.pid])[0] - web_cpu0
         machine = machine_use(stat0, machine_times())
-        stored = monitor.store.count_articles()
+        stored = monitor.article_count()
         print(f"  cycle: {first.line()}")
         print(f"    {stored / wall:.1f} articles/s; CPU {cpu:.1f} s over {wall:.1f} s wall = "
               f"{cpu / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores, "
@@ -265,7 +265,7 @@ def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
         before = ceiling(pages, total, args.fast, exclude)
         with bench_monitor(web.feeds, 16, args.per_host, args.fast) as monitor:
             _, wall, summary = timed_poll(monitor, set())
-            stored = monitor.store.count_articles()
+            stored = monitor.article_count()
         after = ceiling(pages, total, args.fast, exclude)
     finally:
         web.close()
@@ -284,11 +284,11 @@ def shape_dead(args: argparse.Namespace, pages: list[Path]) -> str:
         healthy = set(web.feeds)
         with bench_monitor(web.feeds, 16, args.per_host, args.fast) as monitor:
             alone, _, _ = timed_poll(monitor, healthy)
-            stored_alone = monitor.store.count_articles()
+            stored_alone = monitor.article_count()
         with bench_monitor(web.feeds + [web.dead_feed], 16, args.per_host,
                            args.fast) as monitor:
             beside, wall, summary = timed_poll(monitor, healthy)
-            stored = monitor.store.count_articles()
+            stored = monitor.article_count()
     finally:
         web.close()
     limit = 1.5 * alone + 5
@@ -329,8 +329,8 @@ def shape_dns(args: argparse.Namespace, pages: list[Path]) -> str:
     try:
         with bench_monitor(web.files, 16, args.per_host, args.fast) as monitor:
             wall, summary = asyncio.run(run(monitor))
-            stored = monitor.store.count_articles()
-            waiting = monitor.store.pages_waiting()
+            stored = monitor.article_count()
+            waiting = monitor.pages_waiting()
     finally:
         asyncio.BaseEventLoop.getaddrinfo = original  # type: ignore[method-assign]
         web.close()

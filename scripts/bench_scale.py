@@ -36,6 +36,7 @@ import argparse
 import json
 import random
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -323,8 +324,9 @@ def measure(op: str, db: Path, files: dict[str, Path]) -> dict[str, Any]:
         total, rows = monitor.search(COMMON if which == "common" else RARE, order=order)
         detail = f"{total:,} found, {len(rows)} shown"
     elif op == "explain":  # the mean over the 20 newest flagged stories
-        keys = [str(r[0]) for r in monitor.store.db.execute(
-            "SELECT id FROM articles WHERE flagged = 1 ORDER BY id DESC LIMIT 20")]
+        with sqlite3.connect(db) as conn:
+            keys = [str(r[0]) for r in conn.execute(
+                "SELECT id FROM articles WHERE flagged = 1 ORDER BY id DESC LIMIT 20")]
         started = time.perf_counter()
         for key in keys:
             assert monitor.explain(key) is not None
@@ -334,9 +336,10 @@ def measure(op: str, db: Path, files: dict[str, Path]) -> dict[str, Any]:
         started = time.perf_counter()
         monitor.rescore(since, dry_run=True)
         seconds = time.perf_counter() - started
-        count = monitor.store.db.execute(
-            "SELECT count(*) FROM articles WHERE coalesce(published, fetched_at) >= ?",
-            [(datetime.combine(since, datetime.min.time(), UTC)).isoformat()]).fetchone()[0]
+        with sqlite3.connect(db) as conn:
+            count = conn.execute(
+                "SELECT count(*) FROM articles WHERE coalesce(published, fetched_at) >= ?",
+                [(datetime.combine(since, datetime.min.time(), UTC)).isoformat()]).fetchone()[0]
         return {"seconds": seconds, "detail": count / seconds}
     else:
         raise SystemExit(f"unknown operation {op}")

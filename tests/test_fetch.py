@@ -1,6 +1,6 @@
 """The fetcher against a real server on 127.0.0.1: connections kept, cookies kept only within
 one redirect chain, a bounded number of connection pools; and the sockets under httpx
-(monitor.netio): idle connections the server closed, large bodies, read timeouts, TLS."""
+(monitor.fetch.netio): idle connections the server closed, large bodies, read timeouts, TLS."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_cookies_live_only_within_one_redirect_chain(web):
 
 
 def test_connection_pools_are_bounded(web, monkeypatch):
-    monkeypatch.setattr(fetch, "MAX_POOLS", 2)
+    monkeypatch.setattr(fetch.fetcher, "MAX_POOLS", 2)
     others = [LocalWeb() for _ in range(3)]
     try:
         for server in [web, *others]:
@@ -85,7 +85,7 @@ def test_connection_pools_are_bounded(web, monkeypatch):
             server.close()
 
 
-# -- the sockets under httpx (monitor.netio) ------------------------------------------------
+# -- the sockets under httpx (monitor.fetch.netio) ------------------------------------------
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused(web):
     def once(h) -> None:  # noqa: ANN001
@@ -183,7 +183,7 @@ def test_https_with_a_trusted_certificate_and_refused_without(monkeypatch):
 
         client_ctx = ssl.create_default_context()
         ca.configure_trust(client_ctx)
-        monkeypatch.setattr(fetch, "_tls", lambda: client_ctx)
+        monkeypatch.setattr(fetch.transport, "_tls", lambda: client_ctx)
         got = fetch_all(Settings(per_host_limit=1), urls, etag='"e"')
         assert [(r.status, r.content) for r in got] == [(200, b"<rss/>"), (304, b""),
                                                        (200, b"<rss/>")]

@@ -80,7 +80,6 @@ def test_ipv6_literals_stay_valid_urls():
 
 def test_a_bug_in_a_poll_is_recorded_with_backoff_and_logged_once(project, web, monkeypatch,
                                                                    caplog):
-    from monitor import pipeline
     from monitor.core import make_monitor
 
     web.send("/f.xml", rss([item(1, web.base)]), ctype="application/rss+xml")
@@ -90,18 +89,21 @@ def test_a_bug_in_a_poll_is_recorded_with_backoff_and_logged_once(project, web, 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise KeyError("where")
 
-    monkeypatch.setattr(pipeline, "parse_feed", broken)
+    monkeypatch.setattr("monitor.pipeline.stages.parse_feed", broken)
     monitor = make_monitor(project.paths)
     try:
         async def twice() -> None:
             async with monitor.pipeline() as p:
                 for _ in range(2):
-                    monitor.store.db.execute("UPDATE feeds SET content_hash = NULL")
+                    with sqlite3.connect(project.db) as conn:
+                        conn.execute("UPDATE feeds SET content_hash = NULL")
                     await monitor.poll_async(pipeline=p)
         import asyncio
 
         asyncio.run(twice())
-        row = monitor.store.feed(web.url("/f.xml"))
+        with sqlite3.connect(project.db) as conn:
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM feeds WHERE url = ?", [web.url("/f.xml")]).fetchone()
     finally:
         monitor.close()
     assert row["last_status"] == "failed" and row["consecutive_failures"] == 2

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import brotli
 import pytest
 
-from monitor.addresses import is_global
+from monitor.fetch.policy import is_global
 
 from .helpers import NOW, ROOT, item, rss, stop, wait_for
 from .test_pipeline import STORY

@@ -205,9 +205,9 @@ def test_worker_processes_report_extraction_failures(project, web, page_html):
 def test_worker_pool_is_recycled_without_losing_work(project, web, page_html, monkeypatch):
     """The pool is replaced every few jobs (here every one per worker); nothing queued is
     lost and nothing hangs, which the pool's own max_tasks_per_child did on Python 3.11."""
-    import monitor.pipeline
+    import monitor.pipeline.workers
 
-    monkeypatch.setattr(monitor.pipeline, "WORKER_JOBS", 1)
+    monkeypatch.setattr(monitor.pipeline.workers, "WORKER_JOBS", 1)
     project.settings(allow_private_addresses=True, extract_workers=2)
     for n in range(1, 9):
         web.send(f"/page/{n}", page_html(f"Story {n}", STORY.replace("Monday", f"day {n}")))
@@ -232,15 +232,15 @@ def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog, tmp_p
 
     async def run() -> None:
         store = Store(tmp_path / "t.db")
-        pipeline = Pipeline(Settings(extract_workers=2), None, store, None)  # type: ignore[arg-type]
+        pipeline = Pipeline(Settings(extract_workers=2), None, store.path, None)  # type: ignore[arg-type]
         try:
             try:
-                await pipeline._in_worker(partial(os._exit, 1), "the crashing page")
+                await pipeline.workers.run(partial(os._exit, 1), "the crashing page")
             except BrokenProcessPool:
                 pass
             else:
                 raise AssertionError("a dead worker must fail its job")
-            assert await pipeline._in_worker(partial(abs, -3), "the next page") == 3
+            assert await pipeline.workers.run(partial(abs, -3), "the next page") == 3
         finally:
             pipeline.close()
             store.close()
@@ -267,11 +267,11 @@ def test_a_pipeline_kept_across_polls_starts_its_workers_once(project, web, page
     async def run() -> tuple[set[int], set[int], list[str]]:
         async with monitor.pipeline() as pipeline:
             await pipeline.start()
-            workers = {p.pid for p in pipeline.executor._processes.values()}  # type: ignore
+            workers = {p.pid for p in pipeline.workers.executor._processes.values()}  # type: ignore
             assert len(workers) == 2
             lines = [(await monitor.poll_async(pipeline=pipeline)).line(),
                      (await monitor.poll_async(pipeline=pipeline)).line()]
-            after = {await pipeline._in_worker(os.getpid, "pid") for _ in range(4)}
+            after = {await pipeline.workers.run(os.getpid, "pid") for _ in range(4)}
         return workers, after, lines
 
     try:

@@ -186,11 +186,11 @@ def test_entries_claimed_by_a_poll_whose_write_failed_are_fetched_next_time(proj
     had claimed are not left claimed, so the next poll stores them."""
     import asyncio
 
-    import monitor.store
+    import monitor.store.base
     from monitor.core import make_monitor
     from monitor.models import FeedResult
 
-    monkeypatch.setattr(monitor.store, "BUSY_TIMEOUT_MS", 500)
+    monkeypatch.setattr(monitor.store.base, "BUSY_TIMEOUT_MS", 500)
     for n in (1, 2):
         web.send(f"/page/{n}", page(f"Story {n}", distinct_text(n)))
     web.send("/a.xml", rss_with_ids(web.base, range(1, 2)), ctype="application/rss+xml")
@@ -213,7 +213,7 @@ def test_entries_claimed_by_a_poll_whose_write_failed_are_fetched_next_time(proj
 
     try:
         mon.sync_feeds()
-        feed = mon.config.feeds[0]
+        feed = mon.feeds[0]
         first, second = asyncio.run(two_polls())
     finally:
         mon.close()

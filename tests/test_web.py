@@ -188,7 +188,7 @@ def test_a_common_word_is_ranked_among_its_newest_matches(tmp_path, monkeypatch)
 
     from .test_digest import _articles
 
-    monkeypatch.setattr(monitor.store, "SEARCH_LIMIT", 3)
+    monkeypatch.setattr(monitor.store.search, "SEARCH_LIMIT", 3)
     store = Store(tmp_path / "m.db")
     texts = ["cameras " * 30, "cameras once", "cameras twice cameras", "cameras once more",
              "cameras and cameras and cameras"]  # the oldest matches best
@@ -206,11 +206,11 @@ def test_a_common_word_is_ranked_among_its_newest_matches(tmp_path, monkeypatch)
 
 
 def test_the_search_page_says_when_it_ranks_only_the_newest(room, monkeypatch):
-    import monitor.store
+    import monitor.store.search
     import monitor.web
 
     served, _, _ = room
-    for module in (monitor.store, monitor.web):
+    for module in (monitor.store.search, monitor.web):
         monkeypatch.setattr(module, "SEARCH_LIMIT", 1)
     with httpx.Client(base_url=served.base) as client:
         page = client.get("/search", params={"q": "cameras", "order": "best"}).text

@@ -59,7 +59,8 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     h = h * np.uint32(0x85EBCA6B)
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+    out: np.ndarray = h ^ (h >> np.uint32(16))
+    return out
 
 
 # odd 64-bit multipliers, one per word position in a shingle (so word order matters)
@@ -131,7 +132,8 @@ def _lowest(values: np.ndarray) -> np.ndarray:
     """The 64 permutations' minimum over *values* (uint32)."""
     with np.errstate(over="ignore"):  # multiplication modulo 2^32 is the permutation
         hashed = _fmix32(values)[:, None] * _A + _B
-    return hashed.min(axis=0)
+    lowest: np.ndarray = hashed.min(axis=0)
+    return lowest
 
 
 def similarity(a: bytes, b: bytes) -> float:

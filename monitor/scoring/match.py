@@ -68,7 +68,7 @@ def score(rules: Rules, title: str, text: str) -> Score:
         by_concept[term.concept.name].append((rules.fields.get(field, 1.0), term, field, n))
     r = rules.repeat
     contribution: dict[tuple[Term, str], float] = {}
-    role_score: Counter[str] = Counter()
+    role_score: defaultdict[str, float] = defaultdict(float)
     total = 0.0
     for blocks in by_concept.values():
         blocks.sort(key=lambda b: -b[0])
@@ -99,6 +99,7 @@ def score(rules: Rules, title: str, text: str) -> Score:
     met = next((i for i, g in enumerate(gaps) if not g), None)
     flagged = total >= rules.threshold and met is not None
     if flagged:
+        assert met is not None
         reason = f"score {total:.1f} >= {rules.threshold:g}" + "".join(
             f", {r} {role_score[r]:.1f}" for r in (rules.require[met] if rules.require else {}))
     elif met is None:

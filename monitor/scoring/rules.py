@@ -179,10 +179,10 @@ def compile_rules(spec: RuleSpec, doc: yamlfile.Document | None = None) -> Rules
         terms = c.terms.items() if isinstance(c.terms, dict) else [("", c.terms)]
         for lang, items in terms:
             groups.append((concept.label, items, ("concepts", cname, "terms", lang)))
-        for label, items in c.entities.items():
-            groups.append((label, (label, *items), ("concepts", cname, "entities", label)))
-        for label, items, loc in groups:
-            for raw in items:
+        for label, names in c.entities.items():
+            groups.append((label, (label, *names), ("concepts", cname, "entities", label)))
+        for label, members, loc in groups:
+            for raw in members:
                 text = normalize(raw).strip()
                 if not text or text == "*":
                     raise fail(loc, f"empty term {raw!r}")

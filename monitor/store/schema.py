@@ -12,7 +12,7 @@ migrations = Migrations("monitor")
 
 @migrations()
 def m001_feeds_and_articles(db: Database) -> None:
-    db["feeds"].create({
+    db.table("feeds").create({
         "url": str, "name": str, "title": str, "tags": str, "enabled": int,
         "etag": str, "last_modified": str, "content_hash": str,
         "last_polled_at": str, "last_success_at": str, "last_status": str,
@@ -20,33 +20,33 @@ def m001_feeds_and_articles(db: Database) -> None:
         "next_poll_at": str, "moved_to": str, "polls": int, "not_modified": int,
     }, pk="url", defaults={"consecutive_failures": 0, "polls": 0, "not_modified": 0,
                            "enabled": 1, "tags": "[]"})
-    db["articles"].create({
+    db.table("articles").create({
         "id": int, "url": str, "feed_url": str, "guid": str, "title": str, "author": str,
         "published": str, "fetched_at": str, "text": str, "summary": str, "language": str,
         "extract_error": str, "score": float, "flagged": int, "matches": str, "tags": str,
     }, pk="id", foreign_keys=[("feed_url", "feeds", "url")],
         defaults={"flagged": 0, "matches": "[]", "tags": "{}"})
-    db["articles"].create_index(["guid"], unique=True)
-    db["articles"].create_index(["url"], unique=True)
-    db["articles"].create_index(["flagged", "published"])
-    db["articles"].create_index(["feed_url"])
-    db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
+    db.table("articles").create_index(["guid"], unique=True)
+    db.table("articles").create_index(["url"], unique=True)
+    db.table("articles").create_index(["flagged", "published"])
+    db.table("articles").create_index(["feed_url"])
+    db.table("articles").enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
 
 
 @migrations()
 def m002_feed_health(db: Database) -> None:
     """A 410 marks a feed gone until the user re-enables it; Retry-After is remembered."""
-    db["feeds"].add_column("gone_at", str)
-    db["feeds"].add_column("retry_after", float)
+    db.table("feeds").add_column("gone_at", str)
+    db.table("feeds").add_column("retry_after", float)
 
 
 @migrations()
 def m003_clusters_and_digests(db: Database) -> None:
     """Near-duplicate clusters (named by their first article's id) and sent digests."""
-    db["articles"].add_column("signature", bytes)
-    db["articles"].add_column("cluster_id", int)
-    db["articles"].create_index(["cluster_id"])
-    db["digests"].create({"day": str, "created_at": str, "stories": int, "articles": int,
+    db.table("articles").add_column("signature", bytes)
+    db.table("articles").add_column("cluster_id", int)
+    db.table("articles").create_index(["cluster_id"])
+    db.table("digests").create({"day": str, "created_at": str, "stories": int, "articles": int,
                           "sent_at": str, "sent_to": str}, pk="day")
 
 
@@ -54,10 +54,10 @@ def m003_clusters_and_digests(db: Database) -> None:
 def m004_sightings(db: Database) -> None:
     """Every other feed that carried a story already stored (same URL or guid), so the digest
     can list every source, not only the feed that brought it first."""
-    db["sightings"].create({"id": int, "feed_url": str, "story_key": str, "seen_at": str},
+    db.table("sightings").create({"id": int, "feed_url": str, "story_key": str, "seen_at": str},
                            pk="id")
-    db["sightings"].create_index(["feed_url", "story_key"], unique=True)
-    db["sightings"].create_index(["story_key"])
+    db.table("sightings").create_index(["feed_url", "story_key"], unique=True)
+    db.table("sightings").create_index(["story_key"])
 
 
 @migrations()
@@ -117,7 +117,8 @@ def _m006_signature(text: str) -> bytes | None:
         mixed ^= h[k:k + n] * mix[k]
     m = MinHash(num_perm=64, hashfunc=int)
     m.update_batch((mixed >> np.uint64(32)).tolist())
-    return m.hashvalues.astype(np.uint64).tobytes()
+    out: bytes = m.hashvalues.astype(np.uint64).tobytes()
+    return out
 
 
 @migrations()
@@ -126,9 +127,9 @@ def m007_flagged_at(db: Database) -> None:
     by a retry or rescore), not of the day it is dated: a story seen three days after its date
     would otherwise be in no digest. Articles stored before this are taken as flagged when
     stored."""
-    db["articles"].add_column("flagged_at", str)
+    db.table("articles").add_column("flagged_at", str)
     db.execute("UPDATE articles SET flagged_at = fetched_at WHERE flagged = 1")
-    db["articles"].create_index(["flagged_at"])
+    db.table("articles").create_index(["flagged_at"])
 
 
 @migrations()
@@ -136,8 +137,8 @@ def m008_page_retries(db: Database) -> None:
     """A page that failed for a passing reason is fetched again at `retry_at`; `page_tries`
     counts the failed fetches. The partial index holds only the pages waiting, so finding
     those due costs nothing however large the archive."""
-    db["articles"].add_column("retry_at", str)
-    db["articles"].add_column("page_tries", int)
+    db.table("articles").add_column("retry_at", str)
+    db.table("articles").add_column("page_tries", int)
     db.execute("CREATE INDEX articles_waiting ON articles (retry_at) WHERE retry_at IS NOT NULL")
 
 
@@ -146,23 +147,23 @@ def m009_alerts(db: Database) -> None:
     """Instant alerts: one row per rule and story (or per summary of a burst), with what was
     delivered to which target, when, and the last error; and when each rule began, so that
     a rule added to an old archive alerts on what comes next, not on a year of stories."""
-    db["alerts"].create({
+    db.table("alerts").create({
         "id": int, "rule": str, "kind": str, "story": int, "article_id": int, "title": str,
         "score": float, "status": str, "created_at": str, "sent_at": str, "attempts": int,
         "next_try_at": str, "delivered": str, "last_error": str, "body": str,
     }, pk="id", defaults={"attempts": 0, "delivered": "[]"})
-    db["alerts"].create_index(["rule", "story"], unique=True)
+    db.table("alerts").create_index(["rule", "story"], unique=True)
     db.execute("CREATE INDEX alerts_pending ON alerts (next_try_at) WHERE status = 'pending'")
-    db["alert_rules"].create({"rule": str, "since": str}, pk="rule")
+    db.table("alert_rules").create({"rule": str, "since": str}, pk="rule")
 
 
 @migrations()
 def m010_labels(db: Database) -> None:
     """A reader's judgement of a story, from the web page: relevant or not, with a note. The
     latest label of an article counts; earlier ones are kept as its history."""
-    db["labels"].create({"id": int, "article_id": int, "label": str, "created_at": str,
+    db.table("labels").create({"id": int, "article_id": int, "label": str, "created_at": str,
                          "note": str}, pk="id", foreign_keys=[("article_id", "articles", "id")])
-    db["labels"].create_index(["article_id", "id"])
+    db.table("labels").create_index(["article_id", "id"])
 
 
 @migrations()
@@ -235,13 +236,13 @@ def m015_alerts_considered(db: Database) -> None:
     waiting for room in the hour, summarised, sent), so each rule reads only what is new to
     it (`considered_to`); `message_at` is when a row became a message, what max_per_hour
     counts (summaries included)."""
-    db["alerts"].add_column("message_at", str)
+    db.table("alerts").add_column("message_at", str)
     db.execute("UPDATE alerts SET message_at = created_at "
                "WHERE status IN ('pending', 'sent', 'failed')")
     db.execute("CREATE INDEX alerts_messages ON alerts (rule, message_at) "
                "WHERE message_at IS NOT NULL")
     db.execute("CREATE INDEX alerts_waiting ON alerts (rule) WHERE status = 'waiting'")
-    db["alert_rules"].add_column("considered_to", str)
+    db.table("alert_rules").add_column("considered_to", str)
 
 
 @migrations()

@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -322,7 +322,7 @@ class Headers:
         self.extra = [(b"cache-control", b"no-store")] if private else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: dict[str, Any]) -> None:
+        async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + [
                     (b"content-security-policy", CSP.encode()),

@@ -4,73 +4,34 @@
 - a cap on the *decoded* body size (gzip/deflate/brotli bombs, endless bodies);
 - redirects followed by hand, bounded, http(s) only, each hop re-checked;
 - for URLs that come from feed content, and every redirect: only globally routable addresses
-  (monitor.addresses), judged on every address the name resolves to before any connection;
+  (fetch.policy), judged on every address the name resolves to before any connection;
 - conditional GET with stored validators; a global and a per-host concurrency limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
 import logging
-import re
-import ssl
-import zlib
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import aclosing, asynccontextmanager, contextmanager, nullcontext
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import brotli
-import certifi
-import httpcore
 import httpx
 
-from .addresses import is_global
-from .config import Settings
-from .errors import Blocked, FetchError, InvalidLink, SetAside, TooLarge
-from .netio import AsyncioBackend
+from ..config import Settings
+from ..errors import Blocked, FetchError, InvalidLink, SetAside, TooLarge
+from .limits import Decoder, decoded
+from .policy import is_global, request_url
+from .transport import Transport
 
 log = logging.getLogger("monitor.fetch")
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
-_HOST_CHARS = re.compile(r"[a-z0-9_.-]+", re.I)
-
-
-@functools.lru_cache(maxsize=4096)  # a feed's URL is parsed once, not on every poll
-def request_url(url: str) -> httpx.URL:
-    """The URL as httpx will send it, or InvalidLink: what httpx, IDNA or the resolver would
-    refuse later (empty or over-long labels, `xn--` that does not decode, NULs, lone
-    surrogates, characters no host name has), refused before any request."""
-    try:
-        target = httpx.URL(url)
-        host = target.host  # decodes IDNA: raises on a bad xn-- label
-        raw = target.raw_host.decode("ascii")
-        if not raw:
-            raise ValueError("no host")
-        if not _is_ip(raw):
-            raw.encode("idna")  # what the resolver does: empty or over-long labels
-            if not _HOST_CHARS.fullmatch(raw) or len(raw) > 253:
-                raise ValueError(f"not a host name: {host[:100]!r}")
-        if target.scheme not in ("http", "https"):
-            raise ValueError(f"not http(s): {target.scheme[:20]!r}")
-    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
-        raise InvalidLink(url, f"invalid URL: {str(exc)[:200]}") from None
-    return target
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
 
 @dataclass(frozen=True)
 class Response:
@@ -88,6 +49,7 @@ class Response:
         return self.status == 304
 
 
+
 def parse_retry_after(value: str | None, now: float | None = None,
                       cap: float = 86400) -> float | None:
     """Seconds to wait, from '120' or an HTTP date; None for garbage."""
@@ -103,6 +65,7 @@ def parse_retry_after(value: str | None, now: float | None = None,
     if when is None or when.tzinfo is None:
         return None
     return max(0.0, min(when.timestamp() - (now or time()), cap))
+
 
 
 MAX_POOLS = 256  # connection pools (one per origin) kept open; idle ones are closed first
@@ -311,7 +274,7 @@ class Fetcher:
                            status=r.status_code)
         chunks, size = [], 0
         decoder = Decoder(url, r.headers.get("content-encoding", ""))
-        async with aclosing(_decoded(r, decoder)) as body:
+        async with aclosing(decoded(r, decoder)) as body:
             async for chunk in body:
                 size += len(chunk)
                 if size > max_bytes:
@@ -330,88 +293,13 @@ class Fetcher:
                         moved_to=moved_to)
 
 
-class Transport(httpx.AsyncBaseTransport):
-    """httpx's public custom-transport API around an httpcore pool that reaches the network
-    through asyncio's transports (netio) instead of anyio's. What it does is what httpx's own
-    AsyncHTTPTransport does: requests and responses converted, httpcore's errors raised as
-    httpx's."""
-
-    def __init__(self, connections: int, allow: Callable[[str], bool] | None = None) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_tls(), max_connections=connections,
-            max_keepalive_connections=connections, keepalive_expiry=5.0,
-            network_backend=AsyncioBackend(allow))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
-                             port=request.url.port, target=request.url.raw_path),
-            headers=request.headers.raw, content=request.stream,
-            extensions=request.extensions)
-        with _as_httpx_errors():
-            response = await self._pool.handle_async_request(core)
-        return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_Stream(response.stream),  # type: ignore[arg-type]
-                              extensions=response.extensions)
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
-
-
-# most specific first: the first match wins
-_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError), (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.ProxyError, httpx.ProxyError),
-)
-
-
-@contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
-            httpcore.UnsupportedProtocol, httpcore.ProxyError) as exc:
-        for core, ours in _ERRORS:
-            if isinstance(exc, core):
-                raise ours(str(exc)) from exc
-        raise
-
-
-class _Stream(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes]) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        if hasattr(self._stream, "aclose"):
-            await self._stream.aclose()
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context per process: loading the CA bundle costs tens of milliseconds."""
-    return ssl.create_default_context(cafile=certifi.where())
-
 
 def _scheme(url: str, current: str) -> str:
     try:
         return urlsplit(current).scheme
     except ValueError as exc:
         raise InvalidLink(url, f"invalid URL: redirect to {current[:200]!r}: {exc}") from None
+
 
 
 def _join(url: str, current: str, location: str) -> str:
@@ -423,65 +311,12 @@ def _join(url: str, current: str, location: str) -> str:
     return following
 
 
-class Decoder:
-    """Content-Encoding decoded in steps of at most STEP bytes of output, so a compression
-    bomb is stopped at the size cap instead of being inflated whole (httpx's own decoders
-    inflate each network chunk without a limit)."""
-
-    STEP = 65_536
-
-    def __init__(self, url: str, header: str) -> None:
-        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate",
-                                                                 "br")):
-            raise FetchError(url, f"unsupported Content-Encoding: {header[:50]}")
-        self.url = url
-        self.coding = codings[0] if codings else None
-        self._zlib: Any = None
-        self._brotli: Any = None
-        if self.coding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.coding == "br":
-            self._brotli = brotli.Decompressor()
-
-    def decode(self, data: bytes) -> Iterator[bytes]:
-        try:
-            if self.coding is None:
-                yield data
-            elif self._brotli is not None:
-                yield self._brotli.process(data, output_buffer_limit=self.STEP)
-                while not self._brotli.can_accept_more_data():
-                    yield self._brotli.process(b"", output_buffer_limit=self.STEP)
-            else:
-                if self._zlib is None:  # deflate: zlib-wrapped as the RFC says, or raw
-                    wrapped = len(data) > 1 and data[0] & 0x0F == 8 and \
-                        (data[0] * 256 + data[1]) % 31 == 0
-                    self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped
-                                                    else -zlib.MAX_WBITS)
-                yield self._zlib.decompress(data, self.STEP)
-                while self._zlib.unconsumed_tail:
-                    yield self._zlib.decompress(self._zlib.unconsumed_tail, self.STEP)
-        except (zlib.error, brotli.error) as exc:
-            raise FetchError(self.url, f"bad {self.coding} body: {exc}") from None
-
-    def flush(self) -> Iterator[bytes]:
-        if self._zlib is not None:
-            yield self._zlib.flush()
-
-
-async def _decoded(r: httpx.Response, decoder: Decoder) -> AsyncIterator[bytes]:
-    async for raw in r.aiter_raw():
-        for chunk in decoder.decode(raw):
-            yield chunk
-    for chunk in decoder.flush():
-        yield chunk
-
 
 @dataclass
 class _Pool:
     transport: Transport
     in_use: int = 0  # requests on it now: a pool in use is never closed
+
 
 
 def _chain_cookies(cookies: dict[str, str], r: httpx.Response, current: str,
@@ -498,6 +333,8 @@ def _chain_cookies(cookies: dict[str, str], r: httpx.Response, current: str,
     return out
 
 
+
 def _describe(exc: httpx.HTTPError) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]
+

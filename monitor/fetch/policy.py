@@ -1,4 +1,5 @@
-"""The address policy for links from feed content: only globally routable addresses.
+"""The address policy for links from feed content: only well-formed http(s) URLs
+(request_url), and only globally routable addresses (is_global).
 
 Judged by the standard library's `ipaddress` (its `is_global`, which follows IANA's
 special-purpose registries), never by a list of ranges kept by hand. An IPv6 address that
@@ -9,8 +10,14 @@ through a translator, loopback and private networks included.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 import sys
+
+import httpx
+
+from ..errors import InvalidLink
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
 # CPython before 3.12.4 and 3.11.10 (gh-113171) calls 192.0.0.0/24 global but for two of its
@@ -39,3 +46,38 @@ def is_global(host: str) -> bool:
     if ip.is_multicast or not ip.is_global:
         return False
     return not (_OLD_STDLIB and ip in _IETF_PROTOCOL and ip not in _IETF_GLOBAL)
+
+
+_HOST_CHARS = re.compile(r"[a-z0-9_.-]+", re.I)
+
+
+@functools.lru_cache(maxsize=4096)  # a feed's URL is parsed once, not on every poll
+def request_url(url: str) -> httpx.URL:
+    """The URL as httpx will send it, or InvalidLink: what httpx, IDNA or the resolver would
+    refuse later (empty or over-long labels, `xn--` that does not decode, NULs, lone
+    surrogates, characters no host name has), refused before any request."""
+    try:
+        target = httpx.URL(url)
+        host = target.host  # decodes IDNA: raises on a bad xn-- label
+        raw = target.raw_host.decode("ascii")
+        if not raw:
+            raise ValueError("no host")
+        if not _is_ip(raw):
+            raw.encode("idna")  # what the resolver does: empty or over-long labels
+            if not _HOST_CHARS.fullmatch(raw) or len(raw) > 253:
+                raise ValueError(f"not a host name: {host[:100]!r}")
+        if target.scheme not in ("http", "https"):
+            raise ValueError(f"not http(s): {target.scheme[:20]!r}")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise InvalidLink(url, f"invalid URL: {str(exc)[:200]}") from None
+    return target
+
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+

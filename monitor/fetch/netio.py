@@ -21,7 +21,7 @@ from typing import Any
 
 import httpcore
 
-from .errors import Blocked
+from ..errors import Blocked
 
 HIGH_WATER = 256 * 1024  # bytes buffered before reading from the socket pauses
 LOW_WATER = 64 * 1024  # ... and resumes
@@ -165,7 +165,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
         if transport is None:  # the connection closed during the handshake
             raise httpcore.ConnectError("connection closed during the TLS handshake")
-        self._protocol.transport = transport  # type: ignore[assignment]
+        self._protocol.transport = transport
         return AsyncioStream(self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
@@ -197,6 +197,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
         try:
+            transport: asyncio.BaseTransport
             async with asyncio.timeout(timeout):
                 if self._allow is None:
                     transport, protocol = await loop.create_connection(
@@ -216,7 +217,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                        local: tuple[str, int] | None) -> tuple[asyncio.BaseTransport, _Protocol]:
         assert self._allow is not None
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys((family, addr[0]) for family, *_, addr in infos))
+        addresses = list(dict.fromkeys((family, str(addr[0])) for family, *_, addr in infos))
         for _, address in addresses:
             if not self._allow(address):
                 raise Blocked(host, f"refused: {address} is not a globally routable address"

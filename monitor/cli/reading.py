@@ -1,0 +1,133 @@
+"""Reading and judging: the digest, scores and explanations, rescoring, labels."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from ..core import load_config
+from ..errors import ConfigError, MonitorError
+from ..scoring.lines import score_lines
+from .base import cli, open_monitor, parse_day
+
+
+@cli.command()
+@click.option("--date", "day", callback=parse_day, help="Day (YYYY-MM-DD) in the configured "
+              "time zone [default: today].")
+@click.option("--since", callback=parse_day, help="Every day from this one (YYYY-MM-DD) to today.")
+@click.option("--format", "fmt", type=click.Choice(["term", "text", "md", "html", "json", "atom"]),
+              help="[default: term on a terminal, else text]")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option("--send", is_flag=True, help="Email it now, even if the day's digest was sent.")
+@click.pass_context
+def digest(ctx: click.Context, day: date | None, since: date | None, fmt: str | None,
+           out: str | None, send: bool) -> None:
+    """The flagged stories of a day (or since a day), copies grouped, highest score first."""
+    if day and since:
+        raise click.UsageError("give --date or --since, not both")
+    monitor = open_monitor(ctx, need_feeds=False)
+    if send:
+        try:
+            to = monitor.send_digest(day or monitor.today())
+        except MonitorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        click.echo(f"digest sent to {to}", err=True)
+        return
+    fmt = fmt or ("term" if sys.stdout.isatty() and not out else "text")
+    text = monitor.render_digest(day, fmt, since)
+    if out:
+        from ..atomic import write_text
+
+        write_text(Path(out), text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.pass_context
+def score(ctx: click.Context, file) -> None:  # noqa: ANN001
+    """Score JSON lines {id, title, text} from FILE (or stdin) without the network.
+
+    Writes one JSON line {id, score, flagged, matches} per input line, in the same order."""
+    try:
+        config = load_config(ctx.obj, need_feeds=False)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    for line in score_lines(config.rules, file):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("article")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def explain(ctx: click.Context, article: str, fmt: str) -> None:
+    """Why ARTICLE (id or URL) scored as it did: every matched term and its contribution."""
+    monitor = open_monitor(ctx, need_feeds=False)
+    row = monitor.explain(article)
+    if row is None:
+        click.echo(f"error: no article {article!r} in {monitor.database}", err=True)
+        ctx.exit(1)
+    s = row["explanation"]
+    if fmt == "json":
+        click.echo(json.dumps({"id": row["id"], "url": row["url"], "title": row["title"],
+                               "score": s.score, "flagged": s.flagged, "reason": s.reason,
+                               "matches": [m.as_dict() for m in s.matches], "tags": s.tags},
+                              ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{row['title']}[/bold]\n{row['url']}", markup=True, highlight=False)
+    console.print(f"score {s.score:.2f} · {'FLAGGED' if s.flagged else 'not flagged'} · "
+                  f"{s.reason}", highlight=False)
+    table = Table("term", "concept", "field", "count", "contribution")
+    for m in s.matches:
+        table.add_row(m.term, m.concept, m.field, str(m.count), f"{m.contribution:+.2f}")
+    console.print(table)
+    for kind, values in s.tags.items():
+        console.print(f"{kind}: {', '.join(values)}", highlight=False)
+
+
+@cli.command()
+@click.option("--since", callback=parse_day, help="Only articles from this day on (YYYY-MM-DD).")
+@click.option("--dry-run", is_flag=True, help="List what would change; change nothing.")
+@click.pass_context
+def rescore(ctx: click.Context, since: date | None, dry_run: bool) -> None:
+    """Apply the current keywords to stored articles."""
+    monitor = open_monitor(ctx, need_feeds=False)
+    changes = monitor.rescore(since, dry_run=dry_run)
+    for c in changes:
+        verb = "enters" if c["now"] else "leaves"
+        click.echo(f"{verb} the digest: [{c['id']}] {c['title']} ({c['score']:.1f}; {c['reason']})")
+    click.echo(f"{len(changes)} stories {'would change' if dry_run else 'changed'}")
+
+
+@cli.group()
+def labels() -> None:
+    """Your judgements of stories (made on the web pages)."""
+
+
+@labels.command("export")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE, not stdout.")
+@click.pass_context
+def labels_export(ctx: click.Context, out: str | None) -> None:
+    """JSON lines {id, title, text, label} (1 relevant, 0 not) for scripts/eval_relevance.py."""
+    monitor = open_monitor(ctx.find_root(), need_feeds=False)
+    lines = [line + "\n" for line in monitor.export_labels()]
+    if out:
+        from ..atomic import write_text
+
+        write_text(Path(out), "".join(lines))
+        click.echo(f"{len(lines)} labels written to {out}", err=True)
+    else:
+        click.echo("".join(lines), nl=False)
+
