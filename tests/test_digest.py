@@ -193,7 +193,7 @@ def test_terminal_and_range(project, web, page_html):
 
 def _articles(store, rows):
     """rows: (id, fetched_at, text or None): stored with their signatures, not clustered."""
-    from monitor.digest.cluster import signature
+    from monitor.copies import signature
     from monitor.store import iso
 
     store.db.execute("INSERT OR IGNORE INTO feeds (url, name) VALUES ('http://f/', 'F')")
@@ -213,7 +213,7 @@ def _cluster(store, article_id, sig, now, title="t", feed="http://f/", short=Fal
 def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
     """Migration m006: a signature from the old scheme (SHA-1 per shingle) would never meet a
     new one, so the stored ones are recomputed from the stored text; none are added."""
-    from monitor.digest.cluster import signature
+    from monitor.copies import signature
     from monitor.store import Store
 
     path = tmp_path / "old.db"
@@ -244,7 +244,7 @@ def test_signatures_stored_before_the_upgrade_are_made_again(tmp_path):
 def test_the_cluster_index_looks_back_over_a_window_of_days(tmp_path):
     """A new article is a copy only of articles fetched in the last 30 days: a later copy of
     an older one starts a story of its own."""
-    from monitor.digest.cluster import signature
+    from monitor.copies import signature
     from monitor.store import Store
 
     copy = "Spread the love. " + BODY * 2 + " Read More... Related news."
@@ -269,7 +269,7 @@ def test_the_cluster_index_looks_back_over_a_window_of_days(tmp_path):
 def test_a_late_text_moves_its_article_into_the_story_it_copies(tmp_path):
     """A page whose text arrives on a retry was clustered on its feed summary: its old band
     keys go, and it joins the story its text copies."""
-    from monitor.digest.cluster import band_keys, signature
+    from monitor.copies import band_keys, signature
     from monitor.store import Store
 
     summary = " ".join(text for _, text in DISTINCT) * 2
@@ -289,7 +289,7 @@ def test_a_late_text_moves_its_article_into_the_story_it_copies(tmp_path):
 def test_the_index_is_filled_from_stored_signatures_on_upgrade(tmp_path):
     """Migration m011: a database clustered by the in-memory index gets the band keys of the
     articles a new one can still copy (the last 31 days); older ones get none."""
-    from monitor.digest.cluster import signature
+    from monitor.copies import signature
     from monitor.store import Store
 
     other = " ".join(text for _, text in DISTINCT) * 2
@@ -318,7 +318,7 @@ def test_the_minhash_is_datasketchs():
     import numpy as np
     from datasketch import MinHash
 
-    from monitor.digest import cluster
+    from monitor import copies as cluster
 
     rnd = np.random.default_rng(5)
     inputs = [np.array([0], dtype=np.uint32), np.array([2**32 - 1, 7, 7], dtype=np.uint32)]
@@ -338,7 +338,7 @@ def test_a_long_texts_signature_is_the_whole_texts_in_bounded_memory():
 
     import numpy as np
 
-    from monitor.digest import cluster
+    from monitor import copies as cluster
     from monitor.scoring.text import normalize
 
     text = " ".join(f"Word{i}-x" if i % 7 else "the" for i in range(30_000))
@@ -372,7 +372,7 @@ def test_the_stored_index_decides_as_datasketch_did(tmp_path):
     import numpy as np
     from datasketch import MinHash, MinHashLSH
 
-    from monitor.digest import cluster
+    from monitor import copies as cluster
     from monitor.store import Store
 
     lsh = MinHashLSH(num_perm=cluster.NUM_PERM, params=(cluster.BANDS, cluster.ROWS))
@@ -493,7 +493,7 @@ TRAM = ("The city council reviewed the tram budget on Tuesday and agreed to buy 
 def test_a_text_too_short_to_compare_joins_its_story_by_a_distinctive_title(tmp_path):
     """A summary-only entry from another feed joins the full story under the same headline;
     a generic headline ("Daily briefing") or the same feed's recurring one joins nothing."""
-    from monitor.digest.cluster import signature
+    from monitor.copies import signature
     from monitor.store import Store
 
     headline = "Ostrava switches on facial recognition across its street cameras"

@@ -103,7 +103,7 @@ def test_band_keys_leave_with_the_window(tmp_path):
     window's own stay, so a copy arriving now still joins its story."""
     from datetime import UTC, datetime, timedelta
 
-    from monitor.digest.cluster import band_keys, signature
+    from monitor.copies import band_keys, signature
     from monitor.models import Article, Entry
     from monitor.store import Store
 

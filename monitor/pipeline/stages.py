@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import Settings
-from ..digest.cluster import signature
+from ..copies import signature
 from ..errors import ExtractError, ParseError
 from ..feeds import parse_feed
 from ..fetch import Fetcher, Response

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import TypeVar
 
-from ..digest.cluster import signature
+from ..copies import signature
 from ..models import Entry, Page
 from ..scoring import Rules, score
 

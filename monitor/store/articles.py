@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..digest.cluster import is_short
+from ..copies import is_short
 from ..models import Article, Entry, ScoreUpdate
 from .base import decode, dicts, iso
 from .stories import StoriesMixin

@@ -90,7 +90,7 @@ def m006_signatures_from_word_hashes(db: Database) -> None:
 
 def _m006_signature(text: str) -> bytes | None:
     """The signature scheme m006 moved to, frozen here as it was then: a migration must compute
-    the same thing whenever it runs, whatever digest.cluster.signature becomes later. (Its
+    the same thing whenever it runs, whatever copies.signature becomes later. (Its
     MinHash permutations come from datasketch's fixed seed 1, as then.)"""
     import unicodedata
     import zlib
@@ -193,7 +193,7 @@ def m011_lsh_bands(db: Database) -> None:
 
 
 def _m011_band_keys(sig: bytes) -> list[int]:
-    """digest.cluster.band_keys as m011 filled the table, frozen here like m006's signature:
+    """copies.band_keys as m011 filled the table, frozen here like m006's signature:
     14 bands of 4 values of the 64-value signature, each hashed with its band's number."""
     from hashlib import blake2b
 
@@ -272,7 +272,7 @@ def m016_narrow_bands_and_titles(db: Database) -> None:
 
 
 def _m016_keys(sig: bytes | None, title: str | None) -> list[int]:
-    """digest.cluster's band_keys and title_key as m016 filled the table, frozen here."""
+    """copies' band_keys and title_key as m016 filled the table, frozen here."""
     import re
     import unicodedata
     from hashlib import blake2b

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..digest.cluster import (
+from ..copies import (
     SAME_STORY,
     SAME_STORY_SHORT,
     band_keys,

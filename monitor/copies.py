@@ -26,7 +26,7 @@ from hashlib import blake2b
 
 import numpy as np
 
-from ..scoring.text import normalize
+from .scoring.text import normalize
 
 NUM_PERM = 64
 SAME_STORY = 0.3  # estimated Jaccard similarity of shingle sets that makes two texts one story
