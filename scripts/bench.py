@@ -250,7 +250,9 @@ def timed_poll(monitor: Monitor, watch: set[str]) -> tuple[float, float, CycleSu
             def seen(result: FeedResult) -> None:
                 if result.url in watch:
                     done.append(time.perf_counter() - started)
+            cpu = sum(os.times()[:2])
             summary = await monitor.poll_async(seen, pipeline=pipeline)
+            summary.main_cpu = sum(os.times()[:2]) - cpu  # type: ignore[attr-defined]
             return max(done, default=0.0), time.perf_counter() - started, summary
     return asyncio.run(run())
 
@@ -265,6 +267,7 @@ def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
         before = ceiling(pages, total, args.fast, exclude)
         with bench_monitor(web.feeds, 16, args.per_host, args.fast) as monitor:
             _, wall, summary = timed_poll(monitor, set())
+            main_cpu = summary.main_cpu  # type: ignore[attr-defined]
             stored = monitor.article_count()
         after = ceiling(pages, total, args.fast, exclude)
     finally:
@@ -273,7 +276,8 @@ def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
     return (f"few big feeds ({feeds} x {items} pages, one host each, per-host limit "
             f"{args.per_host}): {stored} articles in {wall:.1f}s = {rate:.1f}/s against a "
             f"ceiling of {roof:.1f} pages/s ({before:.1f} before, {after:.1f} after): ratio "
-            f"{rate / roof:.2f}; {summary.line()}")
+            f"{rate / roof:.2f}; the main process {main_cpu / max(stored, 1) * 1000:.1f} ms of "
+            f"CPU per article ({main_cpu:.1f} s); {summary.line()}")
 
 
 def shape_dead(args: argparse.Namespace, pages: list[Path]) -> str:
@@ -360,11 +364,16 @@ def main() -> int:
                          "feeds of --big-items pages, one host each; dead: a site that never "
                          "answers beside healthy feeds; dns: links whose hosts do not resolve")
     ap.add_argument("--big-items", type=int, default=181)
+    ap.add_argument("--light", action="store_true",
+                    help="only the lighter half of the pages (by size): the lighter the "
+                         "pages, the more the main process's work per article weighs")
     ap.add_argument("--captures", type=Path, default=Path(__file__).resolve().parents[2]
                     / "shared" / "corpus" / "feeds" / "real")
     args = ap.parse_args()
     logging.getLogger("monitor").setLevel(logging.ERROR)  # set-aside hosts are expected here
     pages = find_pages(args.pages)
+    if args.light:
+        pages = sorted(pages, key=lambda p: len(read_page(p)))[:max(1, len(pages) // 2)]
     shapes = []
     for name, run in (("big", shape_big), ("dead", shape_dead), ("dns", shape_dns)):
         if args.shape in (name, "all"):

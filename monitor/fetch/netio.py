@@ -76,7 +76,17 @@ class _Protocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def take(self, max_bytes: int) -> bytes:
+        """What has arrived, up to *max_bytes*, as one piece: every read costs a pass through
+        h11, httpcore and httpx, and a page arrives in many small segments."""
         chunk = self.chunks.popleft()
+        if len(chunk) < max_bytes and self.chunks:
+            parts = [chunk]
+            room = max_bytes - len(chunk)
+            while self.chunks and len(self.chunks[0]) <= room:
+                part = self.chunks.popleft()
+                parts.append(part)
+                room -= len(part)
+            chunk = b"".join(parts)
         if len(chunk) > max_bytes:
             self.chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
