@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from monitor.core import make_monitor
-from monitor.web import CSP, make_app
+from monitor.web import make_app
+from monitor.web.security import CSP
 
 from .helpers import NOW, item, rss, stored_day
 from .test_digest import BODY, DISTINCT
@@ -93,13 +94,13 @@ def test_day_story_search_and_feeds_read_well_and_run_nothing(room):
         assert client.get("/story/999999").status_code == 404
 
         found = client.get("/search", params={"q": "cameras", "flagged": "1"}).text
-        assert "2 articles" in found and "<mark>cameras</mark>" in found
-        assert "1 articles" in client.get("/search", params={"q": "recognition"}).text
+        assert "2 stories" in found and "<mark>cameras</mark>" in found
+        assert "1 story" in client.get("/search", params={"q": "recognition"}).text
         # what FTS5 cannot parse is searched as its words, not refused
         broken = client.get("/search", params={"q": '"library AND'})
         assert broken.status_code == 200 and "could not be read" not in broken.text
-        assert "1 articles" in broken.text
-        assert "1 articles" in client.get("/search", params={"q": "library"}).text
+        assert "1 story" in broken.text
+        assert "1 story" in client.get("/search", params={"q": "library"}).text
         feeds = client.get("/feeds").text
         assert "City Desk" in feeds and "pages waiting for a retry" in feeds
         assert client.get("/static/monitor.css").status_code == 200
@@ -214,10 +215,10 @@ def test_the_search_page_says_when_it_ranks_only_the_newest(room, monkeypatch):
         monkeypatch.setattr(module, "SEARCH_LIMIT", 1)
     with httpx.Client(base_url=served.base) as client:
         page = client.get("/search", params={"q": "cameras", "order": "best"}).text
-        assert "More than 1 articles, the best of the newest 1 first" in page
+        assert "More than 1 matching articles, the best of the newest 1 first" in page
         assert page.count('class="result"') == 1
         newest = client.get("/search", params={"q": "cameras"}).text
-        assert "More than 1 articles (narrow" in newest
+        assert "More than 1 matching articles (narrow" in newest
 
 
 def _token(client: httpx.Client, path: str) -> str:
@@ -317,3 +318,101 @@ def test_password_pages_are_not_cached_and_serve_needs_a_database(room, tmp_path
     refused = project.run("--db", str(missing), "serve", "--port", "1")
     assert refused.exit_code == 1 and "no database at" in refused.output
     assert not missing.exists()
+
+
+def _stored(store, rows):
+    """rows: (id, title, text, cluster): stored through add_articles, then put in *cluster*."""
+    from monitor.models import Article, Entry
+
+    store.db.execute("INSERT OR IGNORE INTO feeds (url, name) VALUES ('http://f/', 'F')")
+    arts = [Article(entry=Entry(feed_url="http://f/", guid=f"g{i}", url=f"http://f/{i}",
+                                title=title, summary="", author=None, published=None),
+                    text=text, title=title, author=None, published=None, language=None,
+                    extract_error=None) for i, title, text, _ in rows]
+    added = store.add_articles(arts, NOW, NOW - timedelta(days=30))
+    with store.transaction():
+        for (article_id, _), (_, _, _, cluster) in zip(added, rows, strict=True):
+            store.db.conn.execute("UPDATE articles SET cluster_id = ? WHERE id = ?",
+                                  [added[cluster - 1][0] if cluster else article_id,
+                                   article_id])
+    return [a for a, _ in added]
+
+
+def test_search_finds_inflections_cjk_terms_and_one_result_per_story(tmp_path):
+    from monitor.store import Store
+
+    store = Store(tmp_path / "s.db")
+    ids = _stored(store, [
+        (1, "Readers at every junction", "The council added licence-plate readers.", 0),
+        (2, "A camera on the square", "One camera watches the market.", 0),
+        (3, "深圳扩大监控", "警方在全市部署了人脸识别摄像头，Hikvision 提供设备。", 0),
+        (4, "Copy one", "Wire copy about facial recognition vans in the harbour.", 0),
+        (5, "Copy two", "Wire copy about facial recognition vans in the harbour, again.", 4),
+    ])
+    found = {q: [r["id"] for r in store.search(q)[1]] for q in
+             ("cameras", "reader", "junctions", "人脸识别", "监控", "Hikvision 人脸识别",
+              "人脸识别 cameras")}
+    assert found["cameras"] == [ids[1]] and found["reader"] == [ids[0]]
+    assert found["junctions"] == [ids[0]]  # a title word, inflected
+    assert found["人脸识别"] == [ids[2]] and found["监控"] == [ids[2]]
+    assert found["Hikvision 人脸识别"] == [ids[2]] and found["人脸识别 cameras"] == []
+    snippet = store.search("人脸识别")[1][0]["snippet"]
+    assert "\x02人脸识别\x03" in snippet
+    total, rows = store.search("facial recognition vans")
+    assert total == 1 and [(r["id"], r["copies"]) for r in rows] == [(ids[4], 2)]
+    total, rows = store.search("facial recognition vans", order="best")
+    assert total == 1 and rows[0]["copies"] == 2
+    store.close()
+
+
+def test_an_archive_indexed_before_m017_is_searched_with_stems_and_cjk(tmp_path):
+    from sqlite_utils import Database
+
+    from monitor.store import Store
+    from monitor.store.schema import migrations
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrations.apply(db, stop_before="m017_search_stems_and_cjk")
+    db["feeds"].insert({"url": "a"})
+    db["articles"].insert_all([
+        {"url": "u1", "feed_url": "a", "guid": "1", "title": "Cameras", "text": "cameras"},
+        {"url": "u2", "feed_url": "a", "guid": "2", "title": "上海", "text": "人脸识别系统"}])
+    db.close()
+    store = Store(path)
+    assert [r["url"] for r in store.search("camera")[1]] == ["u1"]
+    assert [r["url"] for r in store.search("识别")[1]] == ["u2"]
+    store.close()
+
+
+def test_rolling_feeds_link_each_story_page_and_its_original(room):
+    served, day, project = room
+    with httpx.Client(base_url=served.base) as client:
+        atom = client.get("/feed.atom")
+        assert atom.headers["content-type"].startswith("application/atom+xml")
+        parsed = feedparser.parse(atom.content)
+        assert not parsed.bozo, parsed.bozo_exception
+        assert len(parsed.entries) == 2
+        for entry in parsed.entries:
+            links = {link["rel"]: link["href"] for link in entry.links}
+            assert links["alternate"].startswith(f"{served.base}/story/")
+            assert links["related"].startswith(web_base(project))
+            assert client.get(links["alternate"]).status_code == 200
+        assert "<script" not in atom.text and "Cameras" in atom.text
+        feed = client.get("/feed.json")
+        assert feed.headers["content-type"].startswith("application/feed+json")
+        data = feed.json()
+        assert data["version"] == "https://jsonfeed.org/version/1.1"
+        assert {i["url"] for i in data["items"]} == {e.link for e in parsed.entries}
+        assert all(i["external_url"].startswith("http://") for i in data["items"])
+        tagged = feedparser.parse(client.get("/feed.atom", params={"tag": "facial recognition"}
+                                             ).content)
+        assert [e.title for e in tagged.entries] == ["Police expand facial recognition"]
+        assert feedparser.parse(client.get("/feed.json", params={"tag": "nothing"}).content
+                                ).entries == []
+
+
+def web_base(project) -> str:
+    with sqlite3.connect(project.db) as conn:
+        url = conn.execute("SELECT url FROM articles LIMIT 1").fetchone()[0]
+    return url.split("/page/")[0]

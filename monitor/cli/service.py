@@ -53,7 +53,7 @@ def run(ctx: click.Context, serve: bool, host: str, port: int) -> None:
 
 
 def _web_password(ctx: click.Context, host: str) -> str | None:
-    from ..web import check_bind
+    from ..web.security import check_bind
 
     try:
         return check_bind(host)

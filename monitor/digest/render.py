@@ -12,10 +12,10 @@ from markupsafe import Markup, escape
 
 from .build import Digest, Source, Story, highlight, safe_url
 
-_ENV = Environment(loader=PackageLoader("monitor.digest", "templates"),
+TEMPLATES = Environment(loader=PackageLoader("monitor.digest", "templates"),
                    autoescape=select_autoescape(["html", "xml", "j2"], default=True),
                    trim_blocks=True, lstrip_blocks=True)
-_ENV.filters["safe_url"] = safe_url  # every href in the templates goes through it
+TEMPLATES.filters["safe_url"] = safe_url  # every href in the templates goes through it
 
 
 def _tags(story: Story) -> str:
@@ -96,14 +96,14 @@ def _marked_html(story: Story) -> Markup:
 
 
 def render_html(d: Digest) -> str:
-    return _ENV.get_template("digest.html.j2").render(
+    return TEMPLATES.get_template("digest.html.j2").render(
         d=d, header=_header(d), health=_health_lines(d), marked=_marked_html, tags=_tags,
         label=source_label)
 
 
 def render_atom(d: Digest) -> str:
     now = d.generated or datetime.now(UTC).isoformat(timespec="seconds")
-    return _ENV.get_template("digest.atom.j2").render(d=d, updated=now, tags=_tags)
+    return TEMPLATES.get_template("digest.atom.j2").render(d=d, updated=now, tags=_tags)
 
 
 def _json(d: Digest) -> dict[str, object]:

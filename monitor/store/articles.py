@@ -11,6 +11,7 @@ from typing import Any
 from ..copies import is_short
 from ..models import Article, Entry, ScoreUpdate
 from .base import decode, dicts, iso
+from .search import cjk_body
 from .stories import StoriesMixin
 
 
@@ -54,6 +55,7 @@ class ArticlesMixin(StoriesMixin):
                 cur = conn.execute(insert, [row[c] for c in cols])
                 if cur.rowcount == 1 and cur.lastrowid is not None:
                     article_id = cur.lastrowid
+                    self._index_cjk(article_id, row["title"], row["text"])
                     out.append((article_id, self._cluster_one(
                         article_id, row["signature"], row["title"], row["feed_url"],
                         is_short(row["text"]), cluster_since)))
@@ -160,16 +162,29 @@ class ArticlesMixin(StoriesMixin):
                  article.language, article.signature, s.score,
                  _json([m.as_dict() for m in s.matches]), _json(s.tags), int(s.flagged), iso(now),
                  int(s.flagged), article_id])
+            self._index_cjk(article_id, article.title, article.text)
 
     def drop_old_text(self, before: datetime) -> int:
         """Retention: the text and summary of unflagged, unlabelled articles stored before
         *before*; the rows stay (the full-text index keeps their titles)."""
         with self._write():
-            cur = self.db.conn.execute(
+            dropped = self.db.conn.execute(
                 "UPDATE articles SET text = NULL, summary = NULL WHERE fetched_at < ? "
                 "AND +flagged = 0 AND (text IS NOT NULL OR summary IS NOT NULL) AND NOT EXISTS "
-                "(SELECT 1 FROM labels l WHERE l.article_id = articles.id)", [iso(before)])
-        return cur.rowcount
+                "(SELECT 1 FROM labels l WHERE l.article_id = articles.id) "
+                "RETURNING id, title", [iso(before)]).fetchall()
+            for article_id, title in dropped:
+                self._index_cjk(article_id, title, None)
+        return len(dropped)
+
+    def _index_cjk(self, article_id: int, title: str | None, text: str | None) -> None:
+        """articles_cjk follows the article's title and text (only articles with CJK)."""
+        body = cjk_body(title, text)
+        conn = self.db.conn
+        conn.execute("DELETE FROM articles_cjk WHERE rowid = ?", [article_id])
+        if body:
+            conn.execute("INSERT INTO articles_cjk (rowid, body) VALUES (?, ?)",
+                         [article_id, body])
 
     def digest_record(self, day: str) -> dict[str, Any] | None:
         rows = list(self.db.table("digests").rows_where("day = ?", [day]))

@@ -1,24 +1,19 @@
 """`monitor serve`: the reading room. Server-rendered pages (Starlette, Jinja2 with
 autoescape, one packaged stylesheet, no JavaScript, no external assets) over the Monitor
 facade: the day's digest with tag facets, a story with its explanation and copies, full-text
-search, feed health, and labels. Pages read the database on a read-only connection of their
+search, feed health, labels, and rolling Atom and JSON feeds. Pages read the database on a read-only connection of their
 own per request; only a label writes. Every POST carries a CSRF token (asgi-csrf); a strict
-Content-Security-Policy; any address but loopback needs MONITOR_WEB_PASSWORD (HTTP Basic)."""
+Content-Security-Policy; any address but loopback needs MONITOR_WEB_PASSWORD (HTTP Basic):
+see security.py."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
-import ipaddress
 import logging
-import os
-import secrets
 from collections import Counter
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from asgi_csrf import asgi_csrf
@@ -31,89 +26,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from ..core import SEARCH_LIMIT, Monitor
 from ..digest import render
 from ..digest.build import Story, highlight, safe_url
-from ..errors import ConfigError, StorageError
+from ..digest.rolling import render_rolling
+from ..errors import StorageError
+from .security import BasicAuth, FormsOnly, Headers, allowed_hosts, signing_secret
 
 log = logging.getLogger("monitor.web")
-PASSWORD_ENV = "MONITOR_WEB_PASSWORD"
-SECRET_ENV = "MONITOR_WEB_SECRET"
 PER_PAGE = 20
 LABELS = {"relevant": "relevant", "not_relevant": "not relevant"}
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "base-uri 'none'; frame-ancestors 'none'")
 _ENV = Environment(loader=PackageLoader("monitor.web", "templates"),
                    autoescape=select_autoescape(default=True), trim_blocks=True,
                    lstrip_blocks=True)
 _ENV.filters["safe_url"] = safe_url  # every href to feed content goes through it
-
-
-def needs_password(host: str) -> bool:
-    """Anything but the loopback interface is reachable by others."""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
-
-
-def check_bind(host: str) -> str | None:
-    """The password for *host*, or None when none is needed; ConfigError when it is needed
-    and missing: the server does not start."""
-    if not needs_password(host):
-        return None
-    password = os.environ.get(PASSWORD_ENV, "")
-    if not password:
-        raise ConfigError(f"serving on {host} makes the pages reachable from other machines: "
-                          f"set a password in the environment variable {PASSWORD_ENV}, or "
-                          "serve on 127.0.0.1")
-    return password
-
-
-def allowed_hosts(host: str, extra: list[str]) -> list[str]:
-    """The Host headers the pages answer to: the address listened on (and the loopback names
-    when it is loopback), plus `web_allowed_hosts` (a reverse proxy's public name). Any
-    other is refused: a page on another site whose name is made to resolve to 127.0.0.1 (DNS
-    rebinding) would otherwise read the archive and post labels as a same-origin page. On
-    0.0.0.0 or :: with no names given, any Host (the password guards those)."""
-    names = {host.strip("[]"), *extra}
-    if not needs_password(host):
-        names |= {"localhost", "127.0.0.1", "::1"}
-    elif host in ("0.0.0.0", "::") and not extra:
-        return ["*"]
-    return sorted(f"[{n}]" if ":" in n else n for n in names)
-
-
-def signing_secret(database: Path) -> str:
-    """The CSRF signing secret: MONITOR_WEB_SECRET, else one kept beside the database
-    (`<database>.web-secret`, readable by its owner only), so that a form loaded before a
-    restart still posts after it."""
-    if os.environ.get(SECRET_ENV):
-        return os.environ[SECRET_ENV]
-    path = Path(f"{database}.web-secret")
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("web secret not read; forms break at the next restart", extra={
-            "outcome": f"{path}: {exc}"})
-        return secrets.token_hex(32)
-    secret = secrets.token_hex(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secret + "\n")
-    except FileExistsError:  # another process wrote it first: use that one
-        return path.read_text().strip()
-    except OSError as exc:
-        log.warning("web secret not kept; forms break at the next restart", extra={
-            "outcome": f"{path}: {exc}"})
-    return secret
 
 
 def make_app(monitor: Monitor, password: str | None = None, host: str = "127.0.0.1"
@@ -122,6 +50,8 @@ def make_app(monitor: Monitor, password: str | None = None, host: str = "127.0.0
     room = ReadingRoom(monitor)
     app = Starlette(routes=[
         Route("/", room.home),
+        Route("/feed.atom", room.rolling_feed),
+        Route("/feed.json", room.rolling_feed),
         Route("/day/{day}.atom", room.day_feed, name="atom"),
         Route("/day/{day}.json", room.day_feed, name="json"),
         Route("/day/{day}", room.day),
@@ -201,6 +131,24 @@ class ReadingRoom:
         kind = "application/atom+xml" if fmt == "atom" else "application/json"
         return Response(text, media_type=f"{kind}; charset=utf-8")
 
+    def rolling_feed(self, request: Request) -> Response:
+        """The latest flagged stories (ROLLING_DAYS, at most ROLLING_STORIES), newest first;
+        ?tag= keeps those with that tag (any kind, or kind:value)."""
+        fmt = "atom" if request.url.path.endswith(".atom") else "json"
+        wanted = request.query_params.get("tag")
+        today = self.monitor.today()
+        with self._reading() as monitor:
+            digest = monitor.digest(since=today - timedelta(days=ROLLING_DAYS - 1))
+        stories = sorted((s for s in digest.stories if not wanted or _tagged(s, wanted)),
+                         key=lambda s: s.id, reverse=True)[:ROLLING_STORIES]
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        text = render_rolling(
+            stories, fmt, base=base, self_url=str(request.url),
+            title="monitor: flagged stories" + (f" tagged {wanted}" if wanted else ""),
+            updated=digest.generated or "")
+        kind = "application/atom+xml" if fmt == "atom" else "application/feed+json"
+        return Response(text, media_type=f"{kind}; charset=utf-8")
+
     def story(self, request: Request) -> Response:
         with self._reading() as monitor:
             story = monitor.story(request.path_params["id"])
@@ -262,6 +210,7 @@ class ReadingRoom:
                           waiting=sum(r["pages_waiting"] for r in rows))
 
 
+ROLLING_DAYS, ROLLING_STORIES = 7, 50  # what /feed.atom and /feed.json carry
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(8999, 12, 31)  # days a page can be about
 
 
@@ -295,7 +244,10 @@ def _int(text: str | None, default: int) -> int:
 
 
 def _tagged(story: Story, wanted: str) -> bool:
-    kind, _, value = wanted.partition(":")
+    """kind:value, or a bare value of any kind."""
+    kind, colon, value = wanted.partition(":")
+    if not colon:
+        return any(wanted in values for values in story.tags.values())
     return value in story.tags.get(kind, [])
 
 
@@ -312,65 +264,3 @@ def _snippet(snippet: str) -> Markup:
     """SQLite's snippet with \\x02 and \\x03 around the matches: escaped, then marked."""
     out = escape(snippet)
     return Markup(str(out).replace("\x02", "<mark>").replace("\x03", "</mark>"))
-
-
-class Headers:
-    """Security headers on every answer; behind a password, nothing kept by caches."""
-
-    def __init__(self, app: ASGIApp, private: bool = False) -> None:
-        self.app = app
-        self.extra = [(b"cache-control", b"no-store")] if private else []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + [
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"x-frame-options", b"DENY")] + self.extra
-            await send(message)
-        await self.app(scope, receive, with_headers)
-
-
-class FormsOnly:
-    """Our forms post application/x-www-form-urlencoded. Any other body is refused before
-    asgi-csrf reads it: asgi-csrf 0.11 hands multipart bodies to python-multipart with an
-    argument python-multipart 0.0.34 no longer takes (a 500 for any multipart POST)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            ctype = dict(scope.get("headers", [])).get(b"content-type", b"")
-            if not ctype.lower().startswith(b"application/x-www-form-urlencoded"):
-                await Response("A form is posted as application/x-www-form-urlencoded",
-                               status_code=415)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class BasicAuth:
-    """HTTP Basic authentication, any user name, the password from MONITOR_WEB_PASSWORD."""
-
-    def __init__(self, app: ASGIApp, password: str) -> None:
-        self.app, self.password = app, password.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(scope):
-            await Response("Password required", status_code=401, headers={
-                "WWW-Authenticate": 'Basic realm="monitor", charset="UTF-8"'})(
-                scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, scope: Scope) -> bool:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization" and value[:6].lower() == b"basic ":
-                try:
-                    _, _, given = base64.b64decode(value[6:]).partition(b":")
-                except ValueError:
-                    return False
-                return hmac.compare_digest(given, self.password)
-        return False
