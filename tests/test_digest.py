@@ -189,6 +189,13 @@ def test_terminal_and_range(project, web, page_html):
     since = json.loads(project.run("digest", "--since", "2026-01-01", "--format", "json").output)
     assert since["date"].startswith("2026-01-01 to ") and len(since["stories"]) == 1
     assert project.run("digest", "--date", "2026-01-01", "--since", "2026-01-01").exit_code == 2
+    # today and yesterday, in the configured time zone (UTC here)
+    today = date.fromisoformat(day)
+    assert project.run("digest", "--date", "today").output.startswith(f"Digest for {day}")
+    yesterday = project.run("digest", "--date", "yesterday", "--format", "json")
+    assert json.loads(yesterday.output)["date"] == (today - timedelta(days=1)).isoformat()
+    assert "is not a date (YYYY-MM-DD, today or yesterday)" in project.run(
+        "digest", "--date", "someday").output
 
 
 def _articles(store, rows):

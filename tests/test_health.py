@@ -106,6 +106,11 @@ def test_status_table_and_json(project, web, page_html):
     assert rows["Beta"]["last_error"] == "HTTP 500" and rows["Alpha"]["next_poll_at"]
     table = project.run("status").output
     assert "Alpha" in table and "HTTP 500" in table
+    # piped (CliRunner is no terminal), every column keeps its width: one line per feed
+    header = next(line for line in table.splitlines() if "feed" in line and "state" in line)
+    assert all(c in header for c in ("last success", "articles 7d", "304s", "next poll"))
+    beta = next(line for line in table.splitlines() if "Beta" in line)
+    assert "failed" in beta and "HTTP 500" in beta
 
 
 def test_feeds_add_remove_keep_comments_and_opml(project, web, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import click
 
@@ -15,14 +15,27 @@ from ..core import Monitor, make_monitor
 from ..errors import ConfigError, MonitorError
 from ..models import FeedResult
 
+RELATIVE_DAYS = {"today": 0, "yesterday": 1}  # days before today, in the configured time zone
+Day = date | int  # a date, or how many days before today (known once the settings are read)
 
-def parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+
+def parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> Day | None:
     if value is None:
         return None
+    if value.strip().lower() in RELATIVE_DAYS:
+        return RELATIVE_DAYS[value.strip().lower()]
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD, today or "
+                                 "yesterday)") from None
+
+
+def day_of(monitor: Monitor, value: Day | None) -> date | None:
+    """A parsed day as a date: today and yesterday in the configured time zone."""
+    if isinstance(value, int):
+        return monitor.today() - timedelta(days=value)
+    return value
 
 
 

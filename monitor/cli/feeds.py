@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -36,7 +37,9 @@ def status(ctx: click.Context, fmt: str) -> None:
                       _ago(r["next_poll_at"]), str(r["articles_7d"]),
                       f"{r['not_modified_share']:.0%}",
                       *([str(r["pages_waiting"])] if waiting else []))
-    console = Console()
+    # piped or redirected, the table keeps every column at its width (rich would squeeze it
+    # into 80 columns): a file has no width
+    console = Console() if sys.stdout.isatty() else Console(width=10_000)
     console.print(table)
     console.print(f"{waiting} pages waiting for a retry" if waiting
                   else "no page waiting for a retry")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
@@ -12,24 +11,26 @@ import click
 from ..core import load_config
 from ..errors import ConfigError, MonitorError
 from ..scoring.lines import score_lines
-from .base import cli, open_monitor, parse_day
+from .base import Day, cli, day_of, open_monitor, parse_day
 
 
 @cli.command()
-@click.option("--date", "day", callback=parse_day, help="Day (YYYY-MM-DD) in the configured "
-              "time zone [default: today].")
-@click.option("--since", callback=parse_day, help="Every day from this one (YYYY-MM-DD) to today.")
+@click.option("--date", "day", callback=parse_day, help="Day (YYYY-MM-DD, today or yesterday) "
+              "in the configured time zone [default: today].")
+@click.option("--since", callback=parse_day, help="Every day from this one (YYYY-MM-DD or "
+              "yesterday) to today.")
 @click.option("--format", "fmt", type=click.Choice(["term", "text", "md", "html", "json", "atom"]),
               help="[default: term on a terminal, else text]")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @click.option("--send", is_flag=True, help="Email it now, even if the day's digest was sent.")
 @click.pass_context
-def digest(ctx: click.Context, day: date | None, since: date | None, fmt: str | None,
+def digest(ctx: click.Context, day: Day | None, since: Day | None, fmt: str | None,
            out: str | None, send: bool) -> None:
     """The flagged stories of a day (or since a day), copies grouped, highest score first."""
-    if day and since:
+    if day is not None and since is not None:
         raise click.UsageError("give --date or --since, not both")
     monitor = open_monitor(ctx, need_feeds=False)
+    day, since = day_of(monitor, day), day_of(monitor, since)
     if send:
         try:
             to = monitor.send_digest(day or monitor.today())
@@ -98,13 +99,14 @@ def explain(ctx: click.Context, article: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--since", callback=parse_day, help="Only articles from this day on (YYYY-MM-DD).")
+@click.option("--since", callback=parse_day, help="Only articles from this day on (YYYY-MM-DD, "
+              "today or yesterday).")
 @click.option("--dry-run", is_flag=True, help="List what would change; change nothing.")
 @click.pass_context
-def rescore(ctx: click.Context, since: date | None, dry_run: bool) -> None:
+def rescore(ctx: click.Context, since: Day | None, dry_run: bool) -> None:
     """Apply the current keywords to stored articles."""
     monitor = open_monitor(ctx, need_feeds=False)
-    changes = monitor.rescore(since, dry_run=dry_run)
+    changes = monitor.rescore(day_of(monitor, since), dry_run=dry_run)
     for c in changes:
         verb = "enters" if c["now"] else "leaves"
         click.echo(f"{verb} the digest: [{c['id']}] {c['title']} ({c['score']:.1f}; {c['reason']})")

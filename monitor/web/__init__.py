@@ -1,10 +1,10 @@
 """`monitor serve`: the reading room. Server-rendered pages (Starlette, Jinja2 with
 autoescape, one packaged stylesheet, no JavaScript, no external assets) over the Monitor
 facade: the day's digest with tag facets, a story with its explanation and copies, full-text
-search, feed health, labels, and rolling Atom and JSON feeds. Pages read the database on a read-only connection of their
-own per request; only a label writes. Every POST carries a CSRF token (asgi-csrf); a strict
-Content-Security-Policy; any address but loopback needs MONITOR_WEB_PASSWORD (HTTP Basic):
-see security.py."""
+search, feed health, labels, and rolling Atom and JSON feeds. Pages read the database on a
+read-only connection of their own per request; only a label writes. Every POST carries a
+CSRF token (asgi-csrf); a strict Content-Security-Policy; any address but loopback needs
+MONITOR_WEB_PASSWORD (HTTP Basic): see security.py."""
 
 from __future__ import annotations
 
