@@ -44,6 +44,44 @@ def test_demo_runs_offline_and_flags_the_repost_first(tmp_path):
     assert "2 unchanged; 0 new articles" in run.stderr  # the second poll got 304s
 
 
+def test_demo_says_how_to_browse_it_and_serves_its_archive(tmp_path):
+    import signal
+    import socket
+
+    import httpx
+
+    assert "`monitor demo --serve`" in subprocess.run(
+        [sys.executable, "-m", "monitor", "demo", "--format", "text"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=120).stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--serve", "--port",
+                             str(port), "--format", "text"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "the reading room at" in line:
+                break
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(50):  # uvicorn binds a moment after the line
+            try:
+                day = httpx.get(base + "/", timeout=5).headers["location"]
+                break
+            except httpx.ConnectError:
+                import time
+
+                time.sleep(0.1)
+        assert "Harbourton" in httpx.get(base + day, timeout=5).text
+        assert "Harbourton" in httpx.get(base + "/search", params={"q": "camera"},
+                                         timeout=5).text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 143  # a clean stop, as every command ends on SIGTERM
+
+
 def test_digest_explain_and_rescore(project, httpserver, page_html):
     base = httpserver.url_for("")[:-1]
     httpserver.expect_request("/feed.xml").respond_with_data(rss([

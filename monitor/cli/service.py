@@ -149,8 +149,11 @@ def alerts_test(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["term", "text", "md", "html", "json", "atom"]),
               help="[default: term on a terminal, else text]")
+@click.option("--serve", is_flag=True, help="Then open the demo's archive in the reading room "
+              "on 127.0.0.1 (Ctrl-C to stop).")
+@click.option("--port", default=8080, show_default=True, help="With --serve: the port.")
 @click.pass_context
-def demo(ctx: click.Context, fmt: str | None) -> None:
+def demo(ctx: click.Context, fmt: str | None, serve: bool, port: int) -> None:
     """Run the whole job offline against sample feeds served on 127.0.0.1."""
     from ..demo import DemoServer
 
@@ -175,6 +178,20 @@ def demo(ctx: click.Context, fmt: str | None) -> None:
                        + monitor.poll_once(allow_private=True).line(), err=True)
             fmt = fmt or ("term" if sys.stdout.isatty() else "text")
             click.echo(monitor.render_digest(monitor.today(), fmt), nl=False)
+            if serve:
+                import uvicorn
+
+                from ..web import make_app
+
+                click.echo(f"demo: the reading room at http://127.0.0.1:{port}/ (Ctrl-C to "
+                           "stop)", err=True)
+                uvicorn.run(make_app(monitor), host="127.0.0.1", port=port,
+                            log_level="warning", server_header=False)
+            else:
+                keep = f"--db {paths.db} " if paths.db else "--db demo.db "
+                click.echo("demo: to read it in a browser, `monitor demo --serve`; to keep "
+                           f"the archive, `monitor {keep}demo`, then `monitor {keep}serve`",
+                           err=True)
         finally:
             monitor.close()
 
