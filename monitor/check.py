@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import ExtractError, FetchError, ParseError
+from .feeds import discover_feeds
 from .pipeline import Pipeline
 from .pipeline.cycle import FEED_ACCEPT
 
@@ -17,6 +18,7 @@ class FeedCheck:
     ok: bool = False
     title: str | None = None
     lines: list[str] = field(default_factory=list)
+    url: str | None = None  # the feed's URL: the one asked about, or the feed its page names
 
 
 async def check_feed(pipeline: Pipeline, url: str, first_page: bool, now: datetime
@@ -27,10 +29,26 @@ async def check_feed(pipeline: Pipeline, url: str, first_page: bool, now: dateti
         response = await pipeline.fetcher.get(url, trusted=True, accept=FEED_ACCEPT,
                                               max_bytes=settings.max_feed_bytes)
         parsed = await pipeline.parse(url, response, now)
-    except (FetchError, ParseError) as exc:
+    except FetchError as exc:
         report.lines.append(f"not usable: {exc}")
         return report
-    report.ok, report.title = True, parsed.title
+    except ParseError as exc:  # a web page, perhaps, that names its feed
+        links = discover_feeds(response.content, response.url)
+        for link in links[:3]:
+            try:
+                response = await pipeline.fetcher.get(link, trusted=True, accept=FEED_ACCEPT,
+                                                      max_bytes=settings.max_feed_bytes)
+                parsed = await pipeline.parse(link, response, now)
+            except (FetchError, ParseError):
+                continue
+            report.lines.append(f"{url} is a web page; its feed: {link}")
+            url = link
+            break
+        else:
+            report.lines.append(f"not usable: {exc}" + ("" if links else
+                                "; no feed link found on the page"))
+            return report
+    report.ok, report.title, report.url = True, parsed.title, url
     report.lines.append(f"a feed: {parsed.title or '(untitled)'}, {len(parsed.entries)} "
                         f"entries (HTTP {response.status}, {response.content_type or '?'})")
     if response.moved_to:

@@ -10,6 +10,7 @@ from xml.sax.saxutils import quoteattr
 from lxml import etree
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .atomic import write_text
 from .config import FeedConfig, load_feeds
@@ -18,6 +19,7 @@ from .errors import ConfigError
 
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True  # a quoted "on" or "No" stays a string when the file is edited
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 100
     return yaml
@@ -41,6 +43,8 @@ def _save(path: Path, yaml: YAML, data: CommentedMap) -> None:
     tmp.write_text(out.getvalue(), encoding="utf-8")
     try:
         load_feeds(tmp)  # never write a file the service would reject
+    except ConfigError as exc:  # said of the file the user knows, not of the check's copy
+        raise ConfigError(str(exc).replace(str(tmp), str(path)) + " (not written)") from None
     finally:
         tmp.unlink(missing_ok=True)
     write_text(path, out.getvalue())
@@ -54,9 +58,11 @@ def add(path: Path, feeds: list[FeedConfig]) -> list[FeedConfig]:
     for feed in feeds:
         if feed.url in known:
             continue
-        entry = CommentedMap(url=feed.url, name=feed.name)
+        # quoted: a name such as No, on, 1.0 or null is read back as a string, never as what
+        # YAML 1.1 makes of it
+        entry = CommentedMap(url=feed.url, name=DoubleQuotedScalarString(feed.name))
         if feed.tags:
-            entry["tags"] = list(feed.tags)
+            entry["tags"] = [DoubleQuotedScalarString(t) for t in feed.tags]
         data["feeds"].append(entry)
         known.add(feed.url)
         added.append(feed)

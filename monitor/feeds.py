@@ -243,3 +243,29 @@ def _entry(raw: Any, feed_url: str, base: str, fetched: datetime) -> Entry:
 def _short(exc: object) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
+
+
+FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json",
+              "application/json", "application/rdf+xml", "text/xml", "application/xml"}
+
+
+def discover_feeds(content: bytes, base: str) -> list[str]:
+    """The feeds a web page announces (`<link rel="alternate" type="application/rss+xml"
+    href=...>` and its Atom and JSON Feed kin), as absolute http(s) URLs, in page order."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        doc = lxml_html.fromstring(content[:2_000_000])
+    except (etree.ParserError, ValueError):
+        return []
+    found: list[str] = []
+    for link in doc.iter("link"):
+        rel = str(link.get("rel") or "").lower().split()
+        kind = str(link.get("type") or "").lower().split(";")[0].strip()
+        href = str(link.get("href") or "").strip()
+        if "alternate" in rel and kind in FEED_TYPES and href:
+            url = urljoin(base, href)
+            if urlsplit(url).scheme in ("http", "https") and url not in found:
+                found.append(url)
+    return found

@@ -9,6 +9,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from monitor.config import load_feeds
+
 from .helpers import item, rss
 
 pytestmark = pytest.mark.dates  # also run with the clock moved ahead (.ci/run)
@@ -113,6 +115,33 @@ def test_status_table_and_json(project, web, page_html):
     assert "failed" in beta and "HTTP 500" in beta
 
 
+def test_feeds_add_checks_finds_the_feed_of_a_page_and_writes_any_name(project, web):
+    project.feeds("feeds: []\n")
+    web.send("/feed.xml", rss([item(1, web.base)], title="Site News"),
+             ctype="application/rss+xml")
+    web.send("/home", '<html><head><title>Home</title><link rel="alternate" '
+             'type="application/rss+xml" title="News" href="/feed.xml"></head><body>hi</body>'
+             '</html>', ctype="text/html")
+    web.send("/plain", "<html><head><title>No feed</title></head><body>hi</body></html>",
+             ctype="text/html")
+    found = project.run("feeds", "check", web.url("/home"))
+    assert found.exit_code == 0 and f"its feed: {web.url('/feed.xml')}" in found.output
+    added = project.run("feeds", "add", web.url("/home"), "--name", "No")
+    assert added.exit_code == 0, added.output
+    assert f"added {web.url('/feed.xml')} as 'No'" in added.output
+    assert project.run("check-config").exit_code == 0  # 'No' is a name, not a boolean
+    assert [f.name for f in load_feeds(project.paths.feeds)] == ["No"]
+    plain = project.run("feeds", "add", web.url("/plain"), "--name", "Plain")
+    assert plain.exit_code == 1 and "no feed link found" in plain.output
+    assert "not added" in plain.output
+    gone = project.run("feeds", "add", "http://127.0.0.1:9/feed.xml", "--name", "Gone")
+    assert gone.exit_code == 1 and "not added" in gone.output
+    assert len(load_feeds(project.paths.feeds)) == 1
+    kept = project.run("feeds", "add", web.url("/plain"), "--name", "on", "--no-check")
+    assert kept.exit_code == 0 and [f.name for f in load_feeds(project.paths.feeds)] == [
+        "No", "on"]
+
+
 def test_feeds_add_remove_keep_comments_and_opml(project, web, tmp_path):
     project.feeds("# my feeds, keep this comment\nfeeds:\n  - url: https://example.org/a.xml\n"
                   "    name: A   # first\n")
@@ -122,7 +151,7 @@ def test_feeds_add_remove_keep_comments_and_opml(project, web, tmp_path):
     assert "added" in out.output and "'The New Feed'" in out.output
     text = project.paths.feeds.read_text()
     assert text.startswith("# my feeds, keep this comment") and "# first" in text
-    assert "name: The New Feed" in text and "- china" in text
+    assert 'name: "The New Feed"' in text and '- "china"' in text
     assert "already in" in project.run("feeds", "add", web.url("/new.xml")).output
     assert project.run("feeds", "add", "ftp://x.org/f").exit_code == 2
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ..config import FeedConfig, Paths
-from ..core import load_config, make_monitor
-from ..errors import ConfigError, MonitorError
+from ..core import load_config
+from ..errors import ConfigError
 from .base import cli, open_monitor
 
 
@@ -70,14 +70,34 @@ def feeds_list(ctx: click.Context) -> None:
 @click.argument("url")
 @click.option("--name", help="Display name [default: the feed's own title].")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--no-check", is_flag=True, help="Add URL as it is, without fetching it first.")
 @click.pass_context
-def feeds_add(ctx: click.Context, url: str, name: str | None, tags: tuple[str, ...]) -> None:
-    """Add URL to feeds.yaml, keeping its comments and order."""
+def feeds_add(ctx: click.Context, url: str, name: str | None, tags: tuple[str, ...],
+              no_check: bool) -> None:
+    """Add URL to feeds.yaml, keeping its comments and order. It is fetched first: a web page
+    that names its feed adds that feed; one that is not a feed, or does not answer, is not
+    added (unless --no-check)."""
+    from urllib.parse import urlsplit
+
     from .. import feedlist
 
     paths: Paths = ctx.obj
-    if name is None:
-        name = _feed_title(ctx.find_root(), url)
+    try:
+        FeedConfig(url=url, name=name or url, tags=list(tags))  # a bad URL or tag, before any fetch
+    except (ConfigError, ValueError) as exc:
+        click.echo(f"error: {_short_error(exc)}", err=True)
+        ctx.exit(2)
+    if not no_check:
+        monitor = open_monitor(ctx.find_root(), need_feeds=False)
+        report = monitor.check_feed(url, first_page=False)
+        for line in report.lines:
+            click.echo(line, err=True)
+        if not report.ok:
+            click.echo(f"not added: {url} is not a usable feed (--no-check adds it anyway)",
+                       err=True)
+            ctx.exit(1)
+        url, name = report.url or url, name or report.title
+    name = name or urlsplit(url).hostname or url
     try:
         added = feedlist.add(paths.feeds, [FeedConfig(url=url, name=name, tags=list(tags))])
     except (ConfigError, ValueError) as exc:
@@ -168,17 +188,3 @@ def _short_error(exc: Exception) -> str:
         e = exc.errors()[0]
         return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
     return str(exc)
-
-
-def _feed_title(ctx: click.Context, url: str) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        monitor = make_monitor(ctx.obj, need_feeds=False)
-    except MonitorError:
-        return urlsplit(url).hostname or url
-    try:
-        return monitor.feed_title(url) or urlsplit(url).hostname or url
-    finally:
-        monitor.close()
-
