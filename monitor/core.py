@@ -271,6 +271,16 @@ class Monitor:
         self._store.add_label(article_id, label, note, self.clock())
         return True
 
+    def star(self, article_id: int, on: bool = True) -> bool:
+        """Save a story to the reader's list (or take it off); False when there is none."""
+        if self._store.article(str(article_id)) is None:
+            return False
+        self._store.star(article_id, on, self.clock())
+        return True
+
+    def starred(self, article_ids: list[int] | None = None) -> list[dict[str, Any]]:
+        return self._store.starred(article_ids)
+
     def export_labels(self) -> Iterator[str]:
         """JSON lines {id, title, text, label (1 relevant, 0 not)} for eval_relevance.py."""
         for row in self._store.labelled_articles():

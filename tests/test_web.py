@@ -75,7 +75,8 @@ def test_day_story_search_and_feeds_read_well_and_run_nothing(room):
         assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
         html = page.text
         assert "Police expand facial recognition" in html and "Library opens" not in html
-        assert "<script" not in html and "onerror=" not in html and "Cameras" in html
+        assert "<script>" not in html and "onerror=" not in html and "Cameras" in html
+        assert html.count("<script") == 1 and '<script src="/static/keys.js" defer>' in html
         assert "<mark>facial recognition</mark>" in html
         assert 'name="csrftoken"' in html and "relevant</button>" in html
         assert f'href="/day/{day}?tag=' in html  # facets
@@ -89,7 +90,10 @@ def test_day_story_search_and_feeds_read_well_and_run_nothing(room):
         assert f'href="/story/{story_id}"' in html
 
         story = client.get(f"/story/{story_id}").text
-        assert "Why" in story and "face_recognition" in story and "flagged" in story
+        assert "How the score was made" in story and "flagged" in story
+        # concepts by their label, and the reason in plain words first
+        assert "<td>facial recognition</td>" in story and "face_recognition" not in story
+        assert "Flagged: score" in story and "of the 6 needed, with surveillance" in story
         assert "<mark>" in story and "City Desk" in story
         assert client.get("/story/999999").status_code == 404
 
@@ -150,7 +154,8 @@ def test_labelling_in_a_real_browser_and_exporting_the_labels(room, tmp_path):
             other.get_by_role("button", name="not relevant").click()
             page.wait_for_load_state()
             assert dialogs == [] and page.title() != "PWNED"
-            assert page.evaluate("document.querySelectorAll('script').length") == 0
+            assert page.evaluate("document.querySelectorAll("
+                                 "'script:not([src=\"/static/keys.js\"])').length") == 0
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390  # nothing wider than the phone
             page.screenshot(path=str(tmp_path / "day.png"), full_page=True)
@@ -416,3 +421,106 @@ def web_base(project) -> str:
     with sqlite3.connect(project.db) as conn:
         url = conn.execute("SELECT url FROM articles LIMIT 1").fetchone()[0]
     return url.split("/page/")[0]
+
+
+def test_stars_notes_and_new_since_the_last_visit(room):
+    served, day, project = room
+    with httpx.Client(base_url=served.base) as client:
+        token = _token(client, "/story/1")
+        assert client.post("/star", data={"story": "1", "csrftoken": token, "star": "on",
+                                          "back": "/saved"}).status_code == 303
+        saved = client.get("/saved").text
+        assert "Police expand facial recognition" in saved and "★ saved" in saved
+        assert client.post("/label", data={"story": "1", "label": "relevant", "note":
+                                           "the council vote matters", "csrftoken": token}
+                           ).status_code == 303
+        assert "the council vote matters" in client.get("/saved").text
+        assert 'value="the council vote matters"' in client.get("/story/1").text
+        assert client.post("/star", data={"story": "1", "csrftoken": token, "star": "off"}
+                           ).status_code == 303
+        assert "No story saved yet" in client.get("/saved").text
+        assert client.post("/star", data={"story": "1", "star": "on"}).status_code == 403
+        assert client.post("/star", data={"story": "999999", "csrftoken": token}
+                           ).status_code == 404
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT note FROM labels").fetchall() == [
+            ("the council vote matters",)]
+    # a first visit marks nothing new and remembers when it was; a visit begun more than
+    # half an hour after the last page seen marks what was flagged since as new
+    with httpx.Client(base_url=served.base) as client:
+        first = client.get(f"/day/{day}")
+        assert "new</span>" not in first.text and "monitor_last" in first.cookies
+        before = "2000-01-01T00:00:00+00:00"
+        client.cookies.set("monitor_last", before)
+        again = client.get(f"/day/{day}").text
+        assert again.count('<span class="new">new</span>') == 3  # 2 stories and the legend
+        assert client.cookies["monitor_seen"].strip('"') == before
+        assert again.count('<span class="new">new</span>') == client.get(
+            f"/day/{day}").text.count('<span class="new">new</span>')  # the same visit
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
+                    reason="no system Chromium (CI installs it)")
+def test_pages_fit_a_phone_read_in_the_dark_and_follow_the_keys(room, tmp_path):
+    """At 1280 and 390 px, light and dark: nothing wider than the screen, the story first,
+    badges at WCAG AA contrast; j, o, s and r do what the footer says."""
+    from playwright.sync_api import sync_playwright
+
+    served, day, project = room
+    contrast = """(el) => {
+      const rgb = (c) => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map((v) => {
+        v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+      const lum = (c) => { const [r, g, b] = rgb(c); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+      const s = getComputedStyle(el);
+      const a = lum(s.color), b = lum(s.backgroundColor);
+      return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    }"""
+    shots = os.environ.get("MONITOR_SCREENSHOTS") or str(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            for width, scheme in ((1280, "light"), (390, "light"), (390, "dark")):
+                page = browser.new_page(viewport={"width": width, "height": 900},
+                                        color_scheme=scheme)
+                for path in (f"/day/{day}", "/story/1", "/search?q=cameras", "/saved",
+                             "/feeds"):
+                    page.goto(served.base + path)
+                    assert page.evaluate("document.documentElement.scrollWidth") <= width, \
+                        (width, path)
+                    for badge in page.locator(".flag").all():
+                        assert page.evaluate(contrast, badge.element_handle()) >= 4.5
+                    name = path.strip("/").split("/")[0].split("?")[0]
+                    page.screenshot(path=f"{shots}/{width}-{scheme}-{name}.png",
+                                    full_page=True)
+                page.goto(served.base + "/story/1")
+                heading = page.locator("h1").bounding_box()
+                text = page.locator("section.text").bounding_box()
+                table = page.locator("details.why").bounding_box()
+                assert heading and text and table and heading["y"] < text["y"] < table["y"]
+                background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+                assert (background == "rgb(21, 21, 23)") == (scheme == "dark")
+                page.close()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{served.base}/day/{day}")
+            page.keyboard.press("j")
+            first = page.locator("[data-story].selected")
+            assert first.count() == 1
+            title = first.locator("h2 a").inner_text()
+            page.keyboard.press("o")
+            page.wait_for_url("**/story/*")
+            assert page.locator("h1").inner_text() == title
+            with page.expect_navigation():
+                page.keyboard.press("s")
+            assert "★ saved" in page.content()
+            with page.expect_navigation():
+                page.keyboard.press("r")
+            assert "labelled relevant" in page.locator("form.label").inner_text()
+            page.keyboard.press("/")
+            assert page.evaluate("document.activeElement.type") == "search"
+        finally:
+            browser.close()
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT count(*) FROM stars").fetchone()[0] == 1
+        assert conn.execute("SELECT label FROM labels").fetchall() == [("relevant",)]

@@ -47,6 +47,7 @@ class Story:
     tags: dict[str, list[str]]
     excerpt: str
     sources: list[Source] = field(default_factory=list)
+    flagged_at: str | None = None  # when its first copy was flagged (UTC ISO-8601)
 
     @property
     def terms(self) -> list[str]:
@@ -159,7 +160,9 @@ def build_digest(rows: list[dict[str, Any]], members: list[dict[str, Any]],
             tags={k: sorted(v) for k, v in sorted(tags.items())},
             excerpt=excerpt(without_headline(best["text"] or "", best["title"] or ""),
                             best["matches"]),
-            sources=sources))
+            sources=sources,
+            flagged_at=min((r["flagged_at"] for r in group if r.get("flagged_at")),
+                           default=None)))
     stories.sort(key=lambda s: (-s.score, s.id))
     counted = Counter(v for s in stories for kind, vs in s.tags.items() if kind != "place"
                       for v in vs)

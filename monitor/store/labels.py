@@ -1,4 +1,4 @@
-"""Labels: a reader's judgement of an article, with a note."""
+"""Labels and stars: a reader's judgement of an article, with a note, and the stories saved."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from .base import StoreBase, iso
+from .base import StoreBase, dicts, iso, marks
 
 
 class LabelsMixin(StoreBase):
@@ -36,3 +36,29 @@ class LabelsMixin(StoreBase):
             "WHERE m.article_id = l.article_id) ORDER BY a.id")
         for i, title, text, label in cur:
             yield {"id": i, "title": title, "text": text, "label": label}
+
+    def star(self, article_id: int, on: bool, now: datetime) -> None:
+        """Save an article to the reader's list, or take it off."""
+        with self._write():
+            if on:
+                self.db.conn.execute("INSERT OR IGNORE INTO stars (article_id, created_at) "
+                                     "VALUES (?, ?)", [article_id, iso(now)])
+            else:
+                self.db.conn.execute("DELETE FROM stars WHERE article_id = ?", [article_id])
+
+    def starred(self, article_ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """The saved articles (of these, or all), the latest saved first, each with its
+        feed, flag and latest label and note."""
+        sql = ("SELECT a.id, a.title, a.url, a.published, a.fetched_at, a.flagged, a.score, "
+               "coalesce(f.name, a.feed_url) AS feed_name, s.created_at AS saved_at, "
+               "(SELECT l.label FROM labels l WHERE l.article_id = a.id ORDER BY l.id DESC "
+               "LIMIT 1) AS label, (SELECT l.note FROM labels l WHERE l.article_id = a.id "
+               "ORDER BY l.id DESC LIMIT 1) AS note FROM stars s JOIN articles a "
+               "ON a.id = s.article_id LEFT JOIN feeds f ON f.url = a.feed_url")
+        args: list[Any] = []
+        if article_ids is not None:
+            if not article_ids:
+                return []
+            sql += f" WHERE s.article_id IN ({marks(article_ids)})"
+            args = list(article_ids)
+        return dicts(self.db.conn.execute(sql + " ORDER BY s.created_at DESC, a.id DESC", args))

@@ -330,3 +330,10 @@ def m017_search_stems_and_cjk(db: Database) -> None:
     conn.executemany("INSERT INTO articles_cjk (rowid, body) VALUES (?, ?)",
                      ((i, "\n".join(" ".join(r) for t in (title, text) if t
                                      for r in run.findall(t))) for i, title, text in rows))
+
+
+@migrations()
+def m018_stars(db: Database) -> None:
+    """A reader's saved stories (the reading room's star)."""
+    db.execute("CREATE TABLE IF NOT EXISTS stars (article_id INTEGER PRIMARY KEY "
+               "REFERENCES articles(id), created_at TEXT NOT NULL)")

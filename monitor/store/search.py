@@ -119,12 +119,14 @@ class SearchMixin(StoreBase):
         snippet = ("snippet(articles_fts, 1, char(2), char(3), '…', 24)" if words else "NULL")
         source = ("articles_fts JOIN articles a ON a.id = articles_fts.rowid" if words
                   else "articles a")
-        match = "articles_fts MATCH ? AND " if words else ""
+        # by the index's own rowid: `a.id IN` made FTS5 read every match of the words first
+        # (1.8 s for a common word in a million articles, against 3 ms)
+        match = "articles_fts MATCH ? AND articles_fts.rowid" if words else "a.id"
         cur = self.db.conn.execute(
             "SELECT a.id, a.title, a.url, a.feed_url, coalesce(f.name, a.feed_url) AS "
             "feed_name, a.published, a.fetched_at, a.score, a.flagged, a.cluster_id, "
             f"{snippet} AS snippet, a.text FROM {source} "
-            f"LEFT JOIN feeds f ON f.url = a.feed_url WHERE {match}a.id IN ({marks(ids)})",
+            f"LEFT JOIN feeds f ON f.url = a.feed_url WHERE {match} IN ({marks(ids)})",
             [*([words] if words else []), *ids])
         rows = {r["id"]: r for r in dicts(cur)}
         copies = dict(chosen)

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from asgi_csrf import asgi_csrf
@@ -33,6 +33,7 @@ from ..digest import render
 from ..digest.build import Story, highlight, safe_url
 from ..digest.rolling import render_rolling
 from ..errors import StorageError
+from ..scoring.explain import in_plain_words
 from .security import BasicAuth, FormsOnly, Headers, allowed_hosts, signing_secret
 
 log = logging.getLogger("monitor.web")
@@ -57,6 +58,8 @@ def make_app(monitor: Monitor, password: str | None = None, host: str = "127.0.0
         Route("/day/{day}", room.day),
         Route("/story/{id:int}", room.story),
         Route("/label", room.label, methods=["POST"]),
+        Route("/star", room.star, methods=["POST"]),
+        Route("/saved", room.saved),
         Route("/search", room.search),
         Route("/feeds", room.feeds),
         Mount("/static", StaticFiles(packages=[("monitor.web", "static")]), name="static"),
@@ -64,7 +67,7 @@ def make_app(monitor: Monitor, password: str | None = None, host: str = "127.0.0
     # asgi-csrf lets a POST without cookies through unless its path is always protected: a
     # browser sends HTTP Basic credentials by itself, so every POST path is
     guarded: ASGIApp = FormsOnly(asgi_csrf(app, signing_secret=signing_secret(
-        monitor.database), always_protect={"/label"}))
+        monitor.database), always_protect={"/label", "/star"}))
     guarded = TrustedHostMiddleware(guarded, allowed_hosts=allowed_hosts(
         host, list(monitor.settings.web_allowed_hosts)))
     return Headers(BasicAuth(guarded, password) if password else guarded,
@@ -112,16 +115,22 @@ class ReadingRoom:
         with self._reading() as monitor:
             digest = monitor.digest(day)
             labels = monitor.labels([s.id for s in digest.stories])
+            starred = {r["id"] for r in monitor.starred([s.id for s in digest.stories])}
         facets: dict[str, Counter[str]] = {}
         for s in digest.stories:
             for kind, values in s.tags.items():
                 facets.setdefault(kind, Counter()).update(values)
         stories = [s for s in digest.stories if not wanted or _tagged(s, wanted)]
-        return self._page("day.html.j2", request, d=digest, day=day, stories=stories,
+        seen, marks = _visit(request, self.monitor.clock())
+        page = self._page("day.html.j2", request, d=digest, day=day, stories=stories,
                           facets={k: c.most_common() for k, c in sorted(facets.items())},
                           wanted=wanted, prev=day - timedelta(days=1),
                           next=day + timedelta(days=1), today=self.monitor.today(),
-                          story_labels=labels)
+                          story_labels=labels, seen=seen, stars=starred)
+        for name, value in marks.items():
+            page.set_cookie(name, value, max_age=VISIT_COOKIE_DAYS * 86400, httponly=True,
+                            samesite="lax")
+        return page
 
     def day_feed(self, request: Request) -> Response:
         day = _day(request.path_params["day"])
@@ -155,10 +164,18 @@ class ReadingRoom:
             if story is None:
                 raise HTTPException(404, "No such story")
             label = monitor.labels([story["article"]["id"]]).get(story["article"]["id"])
+            saved = bool(monitor.starred([story["article"]["id"]]))
         article = story["article"]
-        terms = [m.term for m in article["explanation"].matches if m.contribution > 0]
+        score = article["explanation"]
+        terms = [m.term for m in score.matches if m.contribution > 0]
+        concepts = self.monitor.rules.concepts
         return self._page("story.html.j2", request, s=story, a=article, label=label,
-                          text=_mark(article["text"] or "", terms))
+                          text=_mark(article["text"] or "", terms), saved=saved,
+                          plain=in_plain_words(score, self.monitor.rules),
+                          concept=lambda name: concepts[name].label if name in concepts
+                          else name.replace("_", " "),
+                          original=next((c for c in story["copies"]
+                                         if c["id"] == article["id"]), None))
 
     async def label(self, request: Request) -> Response:
         form = await request.form()
@@ -175,6 +192,25 @@ class ReadingRoom:
         back = str(form.get("back", ""))
         return RedirectResponse(back if back.startswith("/") and not back.startswith("//")
                                 else f"/story/{story}", status_code=303)
+
+    async def star(self, request: Request) -> Response:
+        form = await request.form()
+        story = _int(str(form.get("story", "")), 0)
+        on = form.get("star") != "off"
+
+        def write() -> bool:  # in a thread, on a connection of its own
+            with self.monitor.apart() as monitor:
+                return monitor.star(story, on)
+        if not story or not await asyncio.to_thread(write):
+            raise HTTPException(404, "No such story")
+        back = str(form.get("back", ""))
+        return RedirectResponse(back if back.startswith("/") and not back.startswith("//")
+                                else f"/story/{story}", status_code=303)
+
+    def saved(self, request: Request) -> Response:
+        with self._reading() as monitor:
+            rows = monitor.starred()
+        return self._page("saved.html.j2", request, rows=rows)
 
     def search(self, request: Request) -> Response:
         q = request.query_params
@@ -211,7 +247,29 @@ class ReadingRoom:
 
 
 ROLLING_DAYS, ROLLING_STORIES = 7, 50  # what /feed.atom and /feed.json carry
+VISIT_GAP = timedelta(minutes=30)  # a page viewed after this long begins a new visit
+VISIT_COOKIE_DAYS = 400
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(8999, 12, 31)  # days a page can be about
+
+
+def _visit(request: Request, now: datetime) -> tuple[str | None, dict[str, str]]:
+    """"New since your last visit", kept in two cookies, nothing stored: when the reader was
+    last here (`monitor_last`) and when the visit before this one began (`monitor_seen`). A
+    story first flagged after `monitor_seen` is new. Returns it and the cookies to set."""
+    stamp = now.astimezone(UTC).isoformat(timespec="seconds")
+    last = _stamp(request.cookies.get("monitor_last"))
+    seen = _stamp(request.cookies.get("monitor_seen"))
+    if last is not None and now - datetime.fromisoformat(last) > VISIT_GAP:
+        seen = last  # a new visit: what came before the previous one is no longer new
+    return seen, {"monitor_last": stamp, **({"monitor_seen": seen} if seen else {})}
+
+
+def _stamp(value: str | None) -> str | None:
+    try:
+        when = datetime.fromisoformat(value or "")
+    except ValueError:
+        return None
+    return when.astimezone(UTC).isoformat(timespec="seconds") if when.tzinfo else None
 
 
 def _day(text: str) -> date:

@@ -1,0 +1,53 @@
+"""A score in plain words, for the story page and the digest: which of the rules' minimums
+were met, and what was missing, from the matches the score is made of."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..models import Score
+from .rules import Rules
+
+# what each role of config/keywords.yaml stands for, as a reader would say it
+ROLE_WORDS = {
+    "surveillance": "surveillance",
+    "technology": "a surveillance technology, programme or vendor",
+    "context": "a state, police or city setting",
+    "urban": "a city or its public spaces",
+}
+
+
+def role_scores(score: Score, rules: Rules) -> dict[str, float]:
+    """What each role gathered: the contributions of its concepts' matches (negative ones
+    included), as the scorer sums them."""
+    roles: dict[str, float] = defaultdict(float)
+    for m in score.matches:
+        concept = rules.concepts.get(m.concept)
+        for role in concept.roles if concept else ():
+            roles[role] += m.contribution
+    return roles
+
+
+def in_plain_words(score: Score, rules: Rules) -> str:
+    """"Flagged: score 53 of the 6 needed, with surveillance (39), a surveillance technology,
+    programme or vendor (35) and a state, police or city setting (27)." or "Not flagged:
+    score 12 of the 6 needed, but not enough about a state, police or city setting (0 of
+    2)."."""
+    roles = role_scores(score, rules)
+    need = f"score {score.score:.0f} of the {rules.threshold:g} needed"
+    sets = rules.require or [{}]
+    if score.flagged:
+        met = next((s for s in sets if all(roles[r] >= v for r, v in s.items())), {})
+        parts = [f"{ROLE_WORDS.get(r, r)} ({roles[r]:.0f})" for r in met]
+        return f"Flagged: {need}" + (f", with {_join(parts)}" if parts else "") + "."
+    closest = min(sets, key=lambda s: sum(1 for r, v in s.items() if roles[r] < v))
+    missing = [f"{ROLE_WORDS.get(r, r)} ({max(roles[r], 0):.0f} of {v:g})"
+               for r, v in closest.items() if roles[r] < v]
+    if not missing:
+        return f"Not flagged: {need}."
+    joint = "but" if score.score >= rules.threshold else "and"
+    return f"Not flagged: {need}, {joint} not enough about {_join(missing, 'or')}."
+
+
+def _join(parts: list[str], word: str = "and") -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {word} {parts[-1]}"
