@@ -524,3 +524,26 @@ def test_pages_fit_a_phone_read_in_the_dark_and_follow_the_keys(room, tmp_path):
     with sqlite3.connect(project.db) as conn:
         assert conn.execute("SELECT count(*) FROM stars").fetchone()[0] == 1
         assert conn.execute("SELECT label FROM labels").fetchall() == [("relevant",)]
+
+
+def test_what_people_type_finds_what_is_there(tmp_path):
+    """The queries of issue 24 over stories that hold what they ask for, and over a Chinese
+    archive: each finds its story, and only it."""
+    from monitor.store import Store
+
+    store = Store(tmp_path / "q.db")
+    ids = _stored(store, [
+        (1, "Hikvision's cameras in schools", "Schools bought Hikvision's thermal cameras.", 0),
+        (2, "U.S. bans Dahua", "The U.S. Commerce Department added Dahua to a list.", 0),
+        (3, "Face-recognition vans", "Police used face-recognition vans at the match.", 0),
+        (4, "Sheriff adds licence plate readers", "The county's licence plate readers "
+         "(ALPR) log every car.", 0),
+        (5, "杭州城市大脑", "杭州市政府表示，城市大脑已接入全市五万个监控摄像头。", 0),
+        (6, "新疆的人脸识别", "报道称，当地警方在检查站部署了人脸识别闸机和手机扫描设备。", 0),
+        (7, "Library opens", "The new library opened with 40,000 books.", 0),
+    ])
+    for query, wanted in (("Hikvision's", 1), ("U.S.", 2), ("face-recognition", 3),
+                          ("camera", 1), ("licence plate readers (ALPR)", 4),
+                          ("监控摄像头", 5), ("城市大脑", 5), ("人脸识别", 6), ("检查站", 6)):
+        assert [r["id"] for r in store.search(query)[1]] == [ids[wanted - 1]], query
+    store.close()
