@@ -1,11 +1,12 @@
-"""`monitor feeds check URL`: one feed looked at closely, nothing stored. The same steps as a
-poll, through the pipeline's own functions: fetch, parse, fetch and extract the first page,
-title and score it."""
+"""`monitor feeds check URL` and `monitor status`. A check looks at one feed closely, nothing
+stored, through the pipeline's own steps: fetch (finding a web page's feed), parse, fetch and
+extract the first page, title and score it. Health is each feed's state as status shows it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .errors import ExtractError, FetchError, ParseError
 from .feeds import discover_feeds
@@ -72,3 +73,19 @@ async def check_feed(pipeline: Pipeline, url: str, first_page: bool, now: dateti
                         f"{'flagged' if s.flagged else 'not flagged'}")
     report.lines.append("  " + article.text[:300].replace("\n", " ") + "…")
     return report
+
+
+def feed_health(r: dict[str, Any]) -> dict[str, Any]:
+    """A feeds-table row with its recent articles as `monitor status` shows it: one state
+    (gone, disabled, ok, unchanged, failed, not polled yet) and its 304 share."""
+    state = "gone" if r.get("gone_at") else "disabled" if not r["enabled"] else \
+        r["last_status"] or "not polled yet"
+    return {
+        "url": r["url"], "name": r["name"], "state": state,
+        "last_success_at": r["last_success_at"], "last_error": r["last_error"],
+        "consecutive_failures": r["consecutive_failures"] or 0,
+        "next_poll_at": r["next_poll_at"], "articles_7d": r["recent_articles"],
+        "polls": r["polls"] or 0, "moved_to": r["moved_to"],
+        "not_modified_share": (r["not_modified"] or 0) / r["polls"] if r["polls"] else 0.0,
+        "pages_waiting": r["pages_waiting"],
+    }

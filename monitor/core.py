@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from . import alerting
-from .check import FeedCheck, check_feed
+from .check import FeedCheck, check_feed, feed_health
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
 from .digest.publish import email_digest, write_digest
@@ -24,6 +24,7 @@ from .interrupt import interruptible
 from .models import CycleSummary, FeedListing, FeedResult, Score, ScoreUpdate
 from .pipeline import CLUSTER_DAYS, Pipeline, open_pipeline
 from .scoring import Rules, load_rules, score
+from .scoring.examples import read_examples
 from .store import SEARCH_LIMIT as SEARCH_LIMIT
 from .store import Store
 
@@ -193,27 +194,9 @@ class Monitor:
             yield pipeline
 
     def feed_status(self) -> list[dict[str, Any]]:
-        """Every feed's health, for `monitor status`."""
-        rows = self._store.feed_health(self.clock() - timedelta(days=7))
-        out = []
-        for r in rows:
-            state = "gone" if r.get("gone_at") else "disabled" if not r["enabled"] else \
-                r["last_status"] or "not polled yet"
-            out.append({
-                "url": r["url"], "name": r["name"], "state": state,
-                "last_success_at": r["last_success_at"], "last_error": r["last_error"],
-                "consecutive_failures": r["consecutive_failures"] or 0,
-                "next_poll_at": r["next_poll_at"], "articles_7d": r["recent_articles"],
-                "polls": r["polls"] or 0, "moved_to": r["moved_to"],
-                "not_modified_share": (r["not_modified"] or 0) / r["polls"] if r["polls"] else 0.0,
-                "pages_waiting": r["pages_waiting"],
-            })
-        return out
-
-    def feed_title(self, url: str) -> str | None:
-        """The feed's own title, or None when it cannot be fetched or parsed."""
-        report = self.check_feed(url, first_page=False)
-        return report.title
+        """Every feed's health, for `monitor status` and the feeds page."""
+        return [feed_health(r) for r in self._store.feed_health(
+            self.clock() - timedelta(days=7))]
 
     def check_feed(self, url: str, first_page: bool = True) -> FeedCheck:
         """One feed through the pipeline's steps, nothing stored; parsing and extraction in a
@@ -282,10 +265,19 @@ class Monitor:
         return self._store.starred(article_ids)
 
     def export_labels(self) -> Iterator[str]:
-        """JSON lines {id, title, text, label (1 relevant, 0 not)} for eval_relevance.py."""
-        for row in self._store.labelled_articles():
-            yield json.dumps({**row, "label": 1 if row["label"] == "relevant" else 0},
+        """JSON lines {id, title, text, label (1 relevant, 0 not), url}: the reading room's
+        labels, then the imported examples (for eval_relevance.py, or another archive)."""
+        for row in [*self._store.labelled_articles(), *self._store.examples()]:
+            key = row.pop("key", None)
+            yield json.dumps({"id": row.pop("id", key), **row,
+                              "label": 1 if row["label"] == "relevant" else 0},
                              ensure_ascii=False)
+
+    def import_labels(self, lines: Iterable[str], source: str) -> tuple[int, int, list[str]]:
+        """Labelled examples from JSON lines: (added, updated, one message per bad line)."""
+        examples, errors = read_examples(lines, source)
+        added, updated = self._store.add_examples(examples, source, self.clock())
+        return added, updated, errors
 
     # -- alerts ------------------------------------------------------------------------------
 

@@ -128,6 +128,18 @@ class AlertMessage:
     score: float | None = None
 
 
+@dataclass(frozen=True)
+class Example:
+    """A labelled example imported from a file (`monitor labels import`): the same shape as
+    `labels export` writes, kept beside the labels given in the reading room."""
+
+    key: str  # its id in the file: importing the file again updates it
+    title: str
+    text: str
+    relevant: bool
+    url: str | None = None
+
+
 @dataclass
 class CycleSummary:
     results: list[FeedResult] = field(default_factory=list)

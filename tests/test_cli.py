@@ -168,3 +168,40 @@ def test_daily_digest_files_are_written_whole(project, httpserver, page_html):
         assert "Police expand facial recognition" in files[suffix], suffix
         assert "1 stories" in files[suffix] or "1 story" in files[suffix], suffix
     assert not list((project.root / "digests").glob(".*"))  # no temporary files left behind
+
+
+def test_labels_import_and_export_round_trip(project, tmp_path):
+    """Examples from a file live beside the reading room's labels; importing again updates
+    them by id; bad lines are named by file and line and the rest is imported."""
+    source = tmp_path / "team.jsonl"
+    source.write_text("\n".join([
+        json.dumps({"id": "a1", "title": "Police expand facial recognition",
+                    "text": "Cameras in the city centre.", "label": 1,
+                    "url": "https://example.org/a1"}),
+        json.dumps({"id": 7, "title": "Library opens", "text": "Books.", "label":
+                    "not_relevant"}),
+        "{not json",
+        json.dumps({"id": "b", "title": "x", "text": "y", "label": "maybe"}),
+        json.dumps({"title": "no id", "text": "y", "label": 0}),
+        json.dumps({"id": "人脸", "title": "新疆的人脸识别", "text": "警方部署了人脸识别闸机。",
+                    "label": "relevant"}),
+    ]) + "\n", encoding="utf-8")
+    run = project.run("labels", "import", str(source))
+    assert run.exit_code == 0, run.output
+    assert "3 examples added, 0 updated, 3 lines skipped" in run.output
+    assert f"{source}:3: not JSON" in run.output and f"{source}:4: label must be" in run.output
+    assert f"{source}:5: an id" in run.output
+    again = project.run("labels", "import", str(source))
+    assert "0 examples added, 3 updated" in again.output
+    out = tmp_path / "out.jsonl"
+    assert project.run("labels", "export", "--out", str(out)).exit_code == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["id"], r["label"]) for r in rows) == [("7", 0), ("a1", 1), ("人脸", 1)]
+    assert {r["url"] for r in rows} == {"https://example.org/a1", None}
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    other = project.run("--db", str(fresh / "other.db"), "labels", "import", str(out))
+    assert "3 examples added" in other.output
+    nothing = tmp_path / "bad.jsonl"
+    nothing.write_text("{}\n")
+    assert project.run("labels", "import", str(nothing)).exit_code == 1

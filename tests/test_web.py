@@ -165,7 +165,7 @@ def test_labelling_in_a_real_browser_and_exporting_the_labels(room, tmp_path):
              project.run("labels", "export").output.splitlines()]
     assert sorted((row["title"][:7], row["label"]) for row in lines) == [
         ("Cameras", 0), ("Police ", 1)]
-    assert all(set(row) == {"id", "title", "text", "label"} for row in lines)
+    assert all(set(row) == {"id", "title", "text", "label", "url"} for row in lines)
 
 
 def test_other_addresses_need_a_password(room, monkeypatch):

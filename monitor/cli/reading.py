@@ -133,3 +133,21 @@ def labels_export(ctx: click.Context, out: str | None) -> None:
     else:
         click.echo("".join(lines), nl=False)
 
+
+
+@labels.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.pass_context
+def labels_import(ctx: click.Context, file) -> None:  # noqa: ANN001
+    """Labelled examples from JSON lines {id, title, text, label, url?} (what `labels export`
+    writes; label 1 or 0, or relevant or not_relevant), kept beside the reading room's
+    labels. Importing a file again updates its examples by id. Bad lines are named and
+    skipped."""
+    monitor = open_monitor(ctx.find_root(), need_feeds=False)
+    added, updated, errors = monitor.import_labels(file, file.name)
+    for error in errors:
+        click.echo(error, err=True)
+    click.echo(f"{added} examples added, {updated} updated"
+               + (f", {len(errors)} lines skipped" if errors else ""))
+    if errors and not added + updated:
+        ctx.exit(1)

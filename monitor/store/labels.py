@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from ..models import Example
 from .base import StoreBase, dicts, iso, marks
 
 
@@ -31,11 +32,11 @@ class LabelsMixin(StoreBase):
     def labelled_articles(self) -> Iterator[dict[str, Any]]:
         """Every labelled article with its latest label: for `monitor labels export`."""
         cur = self.db.conn.execute(
-            "SELECT a.id, a.title, a.text, l.label FROM labels l JOIN articles a "
+            "SELECT a.id, a.title, a.text, l.label, a.url FROM labels l JOIN articles a "
             "ON a.id = l.article_id WHERE l.id = (SELECT max(id) FROM labels m "
             "WHERE m.article_id = l.article_id) ORDER BY a.id")
-        for i, title, text, label in cur:
-            yield {"id": i, "title": title, "text": text, "label": label}
+        for i, title, text, label, url in cur:
+            yield {"id": i, "title": title, "text": text, "label": label, "url": url}
 
     def star(self, article_id: int, on: bool, now: datetime) -> None:
         """Save an article to the reader's list, or take it off."""
@@ -62,3 +63,26 @@ class LabelsMixin(StoreBase):
             sql += f" WHERE s.article_id IN ({marks(article_ids)})"
             args = list(article_ids)
         return dicts(self.db.conn.execute(sql + " ORDER BY s.created_at DESC, a.id DESC", args))
+
+    def add_examples(self, examples: list[Example], source: str, now: datetime
+                     ) -> tuple[int, int]:
+        """Store imported examples by their key: (added, updated)."""
+        with self._write():
+            conn = self.db.conn
+            known = {r[0] for r in conn.execute(
+                f"SELECT key FROM examples WHERE key IN ({marks(examples)})",
+                [e.key for e in examples])} if examples else set()
+            conn.executemany(
+                "INSERT OR REPLACE INTO examples (key, title, text, url, label, source, "
+                "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(e.key, e.title, e.text, e.url, "relevant" if e.relevant else "not_relevant",
+                  source, iso(now)) for e in examples])
+        return len({e.key for e in examples} - known), len(known)
+
+    def examples(self) -> Iterator[dict[str, Any]]:
+        """The imported examples, in key order: {key, title, text, url, label}."""
+        cur = self.db.conn.execute("SELECT key, title, text, url, label FROM examples "
+                                   "ORDER BY key")
+        cols = [c[0] for c in cur.description]
+        for row in cur:
+            yield dict(zip(cols, row, strict=True))

@@ -337,3 +337,11 @@ def m018_stars(db: Database) -> None:
     """A reader's saved stories (the reading room's star)."""
     db.execute("CREATE TABLE IF NOT EXISTS stars (article_id INTEGER PRIMARY KEY "
                "REFERENCES articles(id), created_at TEXT NOT NULL)")
+
+
+@migrations()
+def m019_examples(db: Database) -> None:
+    """Labelled examples imported from files, beside the reading room's labels."""
+    db.execute("CREATE TABLE IF NOT EXISTS examples (key TEXT PRIMARY KEY, title TEXT NOT NULL, "
+               "text TEXT NOT NULL, url TEXT, label TEXT NOT NULL, source TEXT, "
+               "imported_at TEXT NOT NULL)")
