@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from . import alerting
+from . import alerting, learning
 from .check import FeedCheck, check_feed, feed_health
 from .config import FeedConfig, Paths, Settings, load_feeds, load_settings
 from .digest import Digest, build_digest, day_bounds, render
@@ -272,6 +272,10 @@ class Monitor:
             yield json.dumps({"id": row.pop("id", key), **row,
                               "label": 1 if row["label"] == "relevant" else 0},
                              ensure_ascii=False)
+
+    def learn(self) -> dict[str, Any]:
+        """Train on every label and keep the model (learning.learn)."""
+        return learning.learn(self._store, self._config.rules, self.clock())
 
     def import_labels(self, lines: Iterable[str], source: str) -> tuple[int, int, list[str]]:
         """Labelled examples from JSON lines: (added, updated, one message per bad line)."""

@@ -11,6 +11,7 @@
     ├── ExtractError       a page that yields no article text (carries url)
     ├── StorageError       the database refused a write (disk full, locked too long)
     ├── MailError          the digest could not be emailed (settings, SMTP)
+    ├── LabelsError        too few labels, or not of both kinds, to learn from
     └── AlreadyRunning     another service holds the database lock
 
     Interrupted            SIGTERM or SIGINT stopped a one-shot command (carries the signal):
@@ -100,6 +101,10 @@ class StorageError(MonitorError):
 
 class MailError(MonitorError):
     pass
+
+
+class LabelsError(MonitorError):
+    """The labels cannot be learned from: too few, or all of one kind."""
 
 
 class AlreadyRunning(MonitorError):

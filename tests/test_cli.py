@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import date
@@ -205,3 +206,30 @@ def test_labels_import_and_export_round_trip(project, tmp_path):
     nothing = tmp_path / "bad.jsonl"
     nothing.write_text("{}\n")
     assert project.run("labels", "import", str(nothing)).exit_code == 1
+
+
+def test_learn_reports_against_the_rules_and_keeps_the_model_as_data(project, tmp_path):
+    from .helpers import DATA
+
+    one_kind = tmp_path / "one.jsonl"
+    one_kind.write_text(json.dumps({"id": 1, "title": "t", "text": "x", "label": 1}) + "\n")
+    project.run("labels", "import", str(one_kind))
+    refused = project.run("learn")
+    assert refused.exit_code == 1 and "labels of both kinds" in refused.output
+    assert project.run("labels", "import", str(DATA / "relevance.jsonl")).exit_code == 0
+    run = project.run("learn")
+    assert run.exit_code == 0, run.output
+    assert "5-fold cross-validation" in run.output and "towards relevant:" in run.output
+    rules, learned = (line for line in run.output.splitlines() if "precision" in line)
+    assert rules.split()[0] == "rules" and learned.split()[0] == "learned"
+    with sqlite3.connect(project.db) as conn:
+        labels, data = conn.execute("SELECT labels, data FROM models").fetchone()
+    model = json.loads(data)  # data, not a pickle
+    assert labels == 29 and len(model["weights"]) == len(model["vocabulary"]) + len(
+        model["features"])
+    # polling and scoring never load scikit-learn or SciPy
+    probe = subprocess.run([sys.executable, "-c", "import sys, monitor.core, monitor.cli, "
+                            "monitor.pipeline.workers, monitor.service; "
+                            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                            "('sklearn', 'scipy')))"], capture_output=True, text=True)
+    assert probe.stdout.strip() == "[]", probe.stdout

@@ -151,3 +151,31 @@ def labels_import(ctx: click.Context, file) -> None:  # noqa: ANN001
                + (f", {len(errors)} lines skipped" if errors else ""))
     if errors and not added + updated:
         ctx.exit(1)
+
+
+@cli.command()
+@click.pass_context
+def learn(ctx: click.Context) -> None:
+    """Learn from every label (the reading room's and the imported): prints the strongest
+    terms each way and the cross-validated precision, recall and F1 of what was learned
+    against the rules alone on the same labels, and keeps the model in the database. Scoring
+    does not use it yet: the keyword rules alone decide what is flagged."""
+    monitor = open_monitor(ctx, need_feeds=False)
+    try:
+        model = monitor.learn()
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    counts = model["labels"]
+    click.echo(f"learned from {counts['relevant'] + counts['not_relevant']} labels "
+               f"({counts['relevant']} relevant, {counts['not_relevant']} not); model "
+               f"{model['id']} kept in the database")
+    check = model["cross_validated"]
+    if check:
+        for who in ("rules", "learned"):
+            q = check[who]
+            click.echo(f"  {who:8} precision {q['precision']:.3f} recall {q['recall']:.3f} "
+                       f"F1 {q['f1']:.3f}  ({check['folds']}-fold cross-validation)")
+    for kind in ("relevant", "not_relevant"):
+        click.echo(f"  towards {kind.replace('_', ' ')}: "
+                   + ", ".join(model["strongest"][kind][:10]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -86,3 +87,20 @@ class LabelsMixin(StoreBase):
         cols = [c[0] for c in cur.description]
         for row in cur:
             yield dict(zip(cols, row, strict=True))
+
+    def save_model(self, data: dict[str, Any], labels: int, keywords: str,
+                   now: datetime) -> int:
+        """Keep a learned model (JSON data); returns its id."""
+        with self._write():
+            cur = self.db.conn.execute(
+                "INSERT INTO models (created_at, labels, keywords, data) VALUES (?, ?, ?, ?)",
+                [iso(now), labels, keywords, json.dumps(data, ensure_ascii=False)])
+        return int(cur.lastrowid or 0)
+
+    def latest_model(self) -> dict[str, Any] | None:
+        row = self.db.conn.execute("SELECT id, created_at, labels, keywords, data FROM models "
+                                   "ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "created_at": row[1], "labels": row[2], "keywords": row[3],
+                **json.loads(row[4])}

@@ -345,3 +345,10 @@ def m019_examples(db: Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS examples (key TEXT PRIMARY KEY, title TEXT NOT NULL, "
                "text TEXT NOT NULL, url TEXT, label TEXT NOT NULL, source TEXT, "
                "imported_at TEXT NOT NULL)")
+
+
+@migrations()
+def m020_models(db: Database) -> None:
+    """What `monitor learn` learned, as JSON data (never a pickle), the newest last."""
+    db.execute("CREATE TABLE IF NOT EXISTS models (id INTEGER PRIMARY KEY, created_at TEXT "
+               "NOT NULL, labels INTEGER NOT NULL, keywords TEXT NOT NULL, data TEXT NOT NULL)")
