@@ -1,4 +1,4 @@
-"""Building the digest (pure) and rendering it; clusters of copies; email."""
+"""Building the digest (pure), rendering it, rolling feeds, publishing it to files and email."""
 
 from .build import Digest, Story, build_digest, day_bounds
 from .render import FORMATS, render
