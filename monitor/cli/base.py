@@ -11,7 +11,7 @@ import click
 
 from .. import logs
 from ..config import Paths
-from ..core import Monitor, make_monitor
+from ..core import Config, Monitor, load_config, make_monitor
 from ..errors import ConfigError, MonitorError
 from ..models import FeedResult
 
@@ -29,6 +29,15 @@ def parse_day(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD, today or "
                                  "yesterday)") from None
+
+
+def configuration(ctx: click.Context, *, need_feeds: bool = True) -> Config:
+    """The validated configuration, or its error and exit code 2."""
+    try:
+        return load_config(ctx.obj, need_feeds=need_feeds)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
 
 
 def day_of(monitor: Monitor, value: Day | None) -> date | None:

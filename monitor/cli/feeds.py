@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 
 from ..config import FeedConfig, Paths
-from ..core import load_config
 from ..errors import ConfigError
-from .base import cli, open_monitor
+from .base import cli, configuration, open_monitor
 
 
 @cli.command()
@@ -173,11 +172,7 @@ def feeds_export(ctx: click.Context) -> None:
     """The configured feeds as OPML on stdout."""
     from .. import feedlist
 
-    try:
-        config = load_config(ctx.obj)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
+    config = configuration(ctx)
     click.echo(feedlist.write_opml(config.feeds), nl=False)
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..core import load_config
-from ..errors import ConfigError, MonitorError
+from ..errors import MonitorError
 from ..scoring.lines import score_lines
-from .base import Day, cli, day_of, open_monitor, parse_day
+from .base import Day, cli, configuration, day_of, open_monitor, parse_day
 
 
 @cli.command()
@@ -56,11 +55,7 @@ def score(ctx: click.Context, file) -> None:  # noqa: ANN001
     """Score JSON lines {id, title, text} from FILE (or stdin) without the network.
 
     Writes one JSON line {id, score, flagged, matches} per input line, in the same order."""
-    try:
-        config = load_config(ctx.obj, need_feeds=False)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
+    config = configuration(ctx, need_feeds=False)
     for line in score_lines(config.rules, file):
         click.echo(line)
 

@@ -11,9 +11,9 @@ import click
 
 from .. import logs
 from ..config import FeedConfig, Paths
-from ..core import load_config, make_monitor
+from ..core import make_monitor
 from ..errors import AlreadyRunning, ConfigError, Interrupted, MonitorError
-from .base import cli, open_monitor, run_poll
+from .base import cli, configuration, open_monitor, run_poll
 
 
 @cli.command()
@@ -74,11 +74,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from ..web import make_app
 
     password = _web_password(ctx, host)
-    try:
-        config = load_config(ctx.obj, need_feeds=False)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
+    config = configuration(ctx, need_feeds=False)
     database = Path(ctx.obj.db or config.settings.database)
     if not database.exists():  # serving must not create an empty archive
         click.echo(f"error: no database at {database}: poll first (`monitor poll --once`), "
@@ -116,11 +112,7 @@ def compact(ctx: click.Context) -> None:
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate feeds.yaml, keywords.yaml and settings.yaml; exit 0 or 2."""
-    try:
-        config = load_config(ctx.obj)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
+    config = configuration(ctx)
     click.echo(f"ok: {len(config.feeds)} feeds, {len(config.rules.concepts)} concepts, "
                f"{len(config.settings.alerts)} alert rules")
 

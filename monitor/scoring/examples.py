@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable
 
 from ..models import Example
+from .lines import json_objects
 
 LABELS = {1: True, 0: False, "1": True, "0": False, "relevant": True, "not_relevant": False}
 MAX_TEXT = 200_000  # characters of an example's text that are kept
@@ -18,16 +19,9 @@ def read_examples(lines: Iterable[str], source: str) -> tuple[list[Example], lis
     given twice keeps its last line."""
     found: dict[str, Example] = {}
     errors: list[str] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            errors.append(f"{source}:{n}: not JSON: {exc}")
-            continue
-        if not isinstance(row, dict):
-            errors.append(f"{source}:{n}: not a JSON object")
+    for n, row in json_objects(lines):
+        if isinstance(row, str):
+            errors.append(f"{source}:{n}: {row}")
             continue
         label = row.get("label")
         if not isinstance(label, (int, str)) or label not in LABELS:
