@@ -21,7 +21,7 @@ from .digest.publish import email_digest, write_digest
 from .errors import ConfigError
 from .fetch import Fetcher
 from .interrupt import interruptible
-from .models import CycleSummary, FeedListing, FeedResult, Score, ScoreUpdate
+from .models import CycleSummary, FeedListing, FeedResult, Score
 from .pipeline import CLUSTER_DAYS, Pipeline, open_pipeline
 from .scoring import Rules, load_rules, score
 from .scoring.examples import read_examples
@@ -59,6 +59,7 @@ class Monitor:
     def __init__(self, paths: Paths, config: Config, store: Store,
                  clock: Clock = utc_now) -> None:
         self.paths, self._config, self._store, self.clock = paths, config, store, clock
+        self.refresh_learned()
 
     def today(self) -> date:
         """Today in the configured time zone."""
@@ -99,6 +100,7 @@ class Monitor:
         """Take a new, validated configuration; returns the names of the settings that
         changed. The database stays open on the file it was opened on (RESTART_SETTINGS)."""
         old, self._config = self._config.settings, config
+        self.refresh_learned()
         return [name for name in Settings.model_fields
                 if getattr(old, name) != getattr(config.settings, name)]
 
@@ -274,8 +276,23 @@ class Monitor:
                              ensure_ascii=False)
 
     def learn(self) -> dict[str, Any]:
-        """Train on every label and keep the model (learning.learn)."""
-        return learning.learn(self._store, self._config.rules, self.clock())
+        """Train on every label and keep the model (learning.learn); it acts from now on when
+        there are enough labels."""
+        model = learning.learn(self._store, self._config.rules, self.clock())
+        self.refresh_learned()
+        return model
+
+    def relearn(self) -> dict[str, Any] | None:
+        """Learn again if labels came since the latest model (the service, once a day)."""
+        model = learning.relearn(self._store, self._config.rules, self.clock())
+        self.refresh_learned()
+        return model
+
+    def refresh_learned(self) -> None:
+        """The rules with what was learned attached, when it may act (learning.attach)."""
+        rules = learning.attach(self._store, self._config.rules, self.settings.learning)
+        if rules is not self._config.rules:
+            self._config = replace(self._config, rules=rules)
 
     def import_labels(self, lines: Iterable[str], source: str) -> tuple[int, int, list[str]]:
         """Labelled examples from JSON lines: (added, updated, one message per bad line)."""
@@ -311,25 +328,10 @@ class Monitor:
         return row
 
     def rescore(self, since: date | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-        """Apply the current keywords to stored articles; returns the stories whose flag changes."""
+        """Apply the current keywords (and what was learned) to stored articles; returns the
+        stories whose flag changes (learning.rescore)."""
         start = day_bounds(since, self.settings.timezone)[0] if since else None
-        changes, now = [], self.clock()
-        updates: list[ScoreUpdate] = []
-        for row in self._store.articles_since(start):
-            s = self.score(row["title"] or "", row["text"] or "")
-            if bool(row["flagged"]) != s.flagged:
-                changes.append({"id": row["id"], "title": row["title"], "url": row["url"],
-                                "was": bool(row["flagged"]), "now": s.flagged,
-                                "score": s.score, "reason": s.reason})
-            if dry_run:
-                continue
-            updates.append(ScoreUpdate(row["id"], s))
-            if len(updates) == 500:  # written as it goes: a year of scores is not kept
-                self._store.update_scores(updates, now)
-                updates = []
-        if updates:
-            self._store.update_scores(updates, now)
-        return changes
+        return learning.rescore(self._store, self._config.rules, start, self.clock(), dry_run)
 
     # -- digest ------------------------------------------------------------------------------
 

@@ -1,15 +1,65 @@
 """Learning from the reader's labels against the archive: the reading room's labels and the
 imported examples gathered (each text once), a model trained on them (scoring/learn.py) and
-kept in the database."""
+kept in the database; the model attached to the rules when it may act; stored articles
+scored again, each labelled one following its label."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from .errors import LabelsError
-from .scoring import Rules
+from .models import ScoreUpdate
+from .scoring import Rules, score
 from .store import Store
+
+
+def attach(store: Store, rules: Rules, learning: bool) -> Rules:
+    """*rules* with the database's latest model attached when it may act: learning is on and
+    the model is trusted (before that, and with learning off, scoring is exactly the
+    rules)."""
+    from .scoring.learned import Learned
+
+    data = store.latest_model() if learning else None
+    learned = Learned.from_data(data) if data is not None and trusted(data) else None
+    if learned is None and rules.learned is None:
+        return rules
+    if learned is not None and rules.learned is not None and \
+            rules.learned.model_id == learned.model_id:
+        return rules
+    return replace(rules, learned=learned)
+
+
+def trusted(model: dict[str, Any]) -> bool:
+    """A model acts once it came from MIN_PER_CLASS labels of each kind and, cross-validated
+    on those labels, did at least as well as the rules alone (F1): labels that only repeat
+    what the rules already get right change nothing."""
+    from .scoring.learn import MIN_PER_CLASS
+
+    check = model.get("cross_validated")
+    if not check or min(model["labels"].values()) < MIN_PER_CLASS:
+        return False
+    return bool(check["learned"]["f1"] >= check["rules"]["f1"])
+
+
+def due(store: Store) -> bool:
+    """Labels given or imported since the latest model (or labels and no model yet)."""
+    newest = store.newest_label_at()
+    model = store.latest_model()
+    return newest is not None and (model is None or newest > model["created_at"])
+
+
+def relearn(store: Store, rules: Rules, now: datetime) -> dict[str, Any] | None:
+    """learn() when labels came since the latest model; None when nothing is new or the
+    labels are not of both kinds yet."""
+    if not due(store):
+        return None
+    try:
+        return learn(store, rules, now)
+    except LabelsError:
+        return None
 
 
 def learn(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
@@ -27,6 +77,43 @@ def learn(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
     if {e.relevant for e in examples} != {True, False}:
         raise LabelsError("learning needs labels of both kinds, relevant and not relevant "
                           f"({len(examples)} labelled so far)")
-    model = train(examples, rules)
+    model, _ = train(examples, replace(rules, learned=None))
     model["id"] = store.save_model(model, len(examples), rules.version, now)
     return model
+
+
+def rescore(store: Store, rules: Rules, start: datetime | None, now: datetime,
+            dry_run: bool) -> list[dict[str, Any]]:
+    """Score stored articles (dated since *start*, or all) again; an article the reader
+    labelled follows its label. Returns the ones whose flag changes; writes 500 at a time
+    (a year of scores is never held), or nothing when *dry_run*."""
+    changes: list[dict[str, Any]] = []
+    updates: list[ScoreUpdate] = []
+    for batch in _batches(store.articles_since(start), 500):
+        labels = store.labels([row["id"] for row in batch])
+        for row in batch:
+            s = score(rules, row["title"] or "", row["text"] or "")
+            label = labels.get(row["id"])
+            if label is not None and (label["label"] == "relevant") != s.flagged:
+                s = replace(s, flagged=label["label"] == "relevant",
+                            reason=f"labelled {label['label'].replace('_', ' ')}; {s.reason}")
+            if bool(row["flagged"]) != s.flagged:
+                changes.append({"id": row["id"], "title": row["title"], "url": row["url"],
+                                "was": bool(row["flagged"]), "now": s.flagged,
+                                "score": s.score, "reason": s.reason})
+            updates.append(ScoreUpdate(row["id"], s))
+        if not dry_run:
+            store.update_scores(updates, now)
+        updates = []
+    return changes
+
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -61,6 +61,12 @@ class Score:
     matches: tuple[Match, ...] = ()
     tags: dict[str, list[str]] = field(default_factory=dict)
     reason: str = ""  # why it is (not) flagged, in one line
+    # what was learned from the reader's labels, when it acts: its log-odds (flagged when
+    # > 0), what pushed it (term or rules' feature, its part), and what the rules alone said
+    learned: float | None = None
+    learned_terms: tuple[tuple[str, float], ...] = ()
+    rules_flagged: bool | None = None
+    labels: int = 0  # how many labels it was learned from
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ class Service:
         self.stamps = stamps
         old = self.monitor.enabled_feeds()
         changed = self.monitor.reload(config)
-        self.pipeline.reconfigure(config.settings, config.rules)
+        self.pipeline.reconfigure(config.settings, self.monitor.rules)
         if "log_format" in changed:
             logs.setup(logging.getLogger("monitor").level,
                        as_json=config.settings.log_format == "json")
@@ -291,6 +291,10 @@ class Service:
             log.info("retention", extra={"outcome": f"text of {dropped} old unflagged "
                                                     "articles dropped"})
 
+    def _relearn(self) -> dict[str, Any] | None:
+        with self.monitor.apart() as monitor:  # in a thread: a connection of its own
+            return monitor.relearn()
+
     def _schedule_digest(self) -> None:
         s = self.monitor.settings
         hour, minute = (int(x) for x in s.digest_time.split(":"))
@@ -314,4 +318,15 @@ class Service:
             log.error("housekeeping failed", extra={"outcome": str(exc)})
         except Exception:
             log.exception("housekeeping raised")
+        try:  # and what the day's labels teach, if any came
+            model = await asyncio.to_thread(self._relearn)
+            if model is not None:
+                self.monitor.refresh_learned()
+                self.pipeline.reconfigure(self.monitor.settings, self.monitor.rules)
+                log.info("learned from the labels", extra={"outcome": (
+                    f"model {model['id']} from {sum(model['labels'].values())} labels")})
+        except MonitorError as exc:
+            log.error("learning failed", extra={"outcome": str(exc)})
+        except Exception:
+            log.exception("learning raised")
 

@@ -233,3 +233,103 @@ def test_learn_reports_against_the_rules_and_keeps_the_model_as_data(project, tm
                             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
                             "('sklearn', 'scipy')))"], capture_output=True, text=True)
     assert probe.stdout.strip() == "[]", probe.stdout
+
+
+def _labelled_set(path, n=24):
+    """Relevant stories the rules cannot name (a made-up programme, "Zorblax") and ordinary
+    ones that are not, n of each."""
+    import random
+
+    rng = random.Random(7)
+    words = ("council budget school road park library market river festival bus weather "
+             "museum bridge harvest concert").split()
+    rows = []
+    for i in range(n):
+        filler = " ".join(rng.choice(words) for _ in range(40))
+        rows.append({"id": f"z{i}", "title": f"Zorblax rollout reaches district {i}",
+                     "text": f"The Zorblax programme tracks residents. {filler}", "label": 1})
+        rows.append({"id": f"o{i}", "title": f"The {rng.choice(words)} report {i}",
+                     "text": f"An ordinary week. {filler}", "label": 0})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_what_is_learned_decides_once_there_are_enough_labels(project, tmp_path):
+    """Labels teach what the rules cannot name: after `learn`, an unseen Zorblax story is
+    flagged by `score --db`, explained in two parts, and the model survives a restart; with
+    learning off, or with too few labels, the rules alone decide."""
+    story = json.dumps({"id": "new", "title": "Zorblax comes to the harbour", "text":
+                        "Officials said the Zorblax programme starts on Monday, tracking "
+                        "residents."})
+    few = project.run("labels", "import", str(_labelled_set(tmp_path / "few.jsonl", 10)))
+    assert few.exit_code == 0 and project.run("learn").exit_code == 0  # 10 of each
+    scored = json.loads(project.run("--db", str(project.db), "score", input=story + "\n"
+                                    ).output)
+    assert scored["flagged"] is False and "learned" not in scored  # too few to act
+    assert project.run("labels", "import", str(_labelled_set(tmp_path / "more.jsonl"))
+                       ).exit_code == 0
+    learned = project.run("learn")
+    assert learned.exit_code == 0 and "zorblax" in learned.output.lower()
+    with_db = project.run("--db", str(project.db), "score", input=story + "\n")
+    scored = json.loads(with_db.output)
+    assert scored["flagged"] is True and scored["rules_flagged"] is False
+    assert scored["learned"] > 0 and "learned from 48 labels" in scored["reason"]
+    rules_only = json.loads(project.run("score", input=story + "\n").output)
+    assert rules_only["flagged"] is False  # no database named: the rules
+    settings = project.root / "config" / "settings.yaml"
+    settings.write_text(settings.read_text() + "learning: false\n")
+    off = json.loads(project.run("--db", str(project.db), "score", input=story + "\n").output)
+    assert off["flagged"] is False and "learned" not in off
+
+
+def test_numpy_applies_the_model_as_scikit_learn_does(tmp_path):
+    from monitor.config import Paths
+    from monitor.core import load_config
+    from monitor.scoring import score
+    from monitor.scoring.learn import Labelled, train
+    from monitor.scoring.learned import Learned, rule_features
+
+    from .helpers import DATA
+
+    rules = load_config(Paths.resolve(None, None, None, None), need_feeds=False).rules
+    rows = [json.loads(line) for line in (DATA / "relevance.jsonl").read_text().splitlines()]
+    rows += [json.loads(line) for line in _labelled_set(tmp_path / "z.jsonl").read_text(
+        ).splitlines()]
+    examples = [Labelled(r["title"], r["text"], bool(r["label"])) for r in rows]
+    data, decisions = train(examples, rules)
+    learned = Learned.from_data(data)
+    for e, expected in zip(examples, decisions, strict=True):
+        got, _ = learned.logit(e.title, e.text, rule_features(score(rules, e.title, e.text),
+                                                              rules.threshold))
+        assert abs(got - expected) < 1e-9
+
+
+def test_a_poll_flags_what_was_learned_and_a_label_has_the_last_word(project, web, page_html,
+                                                                     tmp_path):
+    """The model reaches the extraction workers: a poll flags the story the rules alone pass
+    over, `explain` gives both parts, and after the reader labels it not relevant, `rescore`
+    takes it out of the digest."""
+    from monitor.core import make_monitor
+
+    project.run("labels", "import", str(_labelled_set(tmp_path / "z.jsonl")))
+    assert project.run("learn").exit_code == 0
+    web.send("/page/1", page_html("Zorblax comes to the harbour", (
+        "Officials said the Zorblax programme starts on Monday, tracking residents. ") * 4))
+    web.send("/f.xml", rss([item(1, web.base, title="Zorblax comes to the harbour")]),
+             ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=2)
+    assert "1 new articles, 1 flagged" in project.run("poll", "--once").output
+    explained = project.run("explain", "1").output
+    assert "learned from 48 labels" in explained and "The rules alone: Not flagged" in explained
+    monitor = make_monitor(project.paths)  # a new process's monitor: the model is kept
+    try:
+        assert monitor.rules.learned is not None
+        assert monitor.label(1, "not_relevant")
+    finally:
+        monitor.close()
+    changed = project.run("rescore")
+    assert "leaves the digest: [1]" in changed.output and "labelled not relevant" in \
+        changed.output
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT flagged FROM articles").fetchall() == [(0,)]

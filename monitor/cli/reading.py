@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import MonitorError
+from ..scoring.explain import in_plain_words
 from ..scoring.lines import score_lines
 from .base import Day, cli, configuration, day_of, open_monitor, parse_day
 
@@ -54,9 +55,11 @@ def digest(ctx: click.Context, day: Day | None, since: Day | None, fmt: str | No
 def score(ctx: click.Context, file) -> None:  # noqa: ANN001
     """Score JSON lines {id, title, text} from FILE (or stdin) without the network.
 
-    Writes one JSON line {id, score, flagged, matches} per input line, in the same order."""
-    config = configuration(ctx, need_feeds=False)
-    for line in score_lines(config.rules, file):
+    Writes one JSON line {id, score, flagged, matches} per input line, in the same order.
+    With --db, what was learned from that database's labels takes part, as when polling."""
+    rules = open_monitor(ctx, need_feeds=False).rules if ctx.obj.db else \
+        configuration(ctx, need_feeds=False).rules
+    for line in score_lines(rules, file):
         click.echo(line)
 
 
@@ -75,7 +78,9 @@ def explain(ctx: click.Context, article: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"id": row["id"], "url": row["url"], "title": row["title"],
                                "score": s.score, "flagged": s.flagged, "reason": s.reason,
-                               "matches": [m.as_dict() for m in s.matches], "tags": s.tags},
+                               "matches": [m.as_dict() for m in s.matches], "tags": s.tags,
+                               "rules_flagged": s.rules_flagged, "learned": s.learned,
+                               "learned_terms": [list(t) for t in s.learned_terms]},
                               ensure_ascii=False, indent=2))
         return
     from rich.console import Console
@@ -84,13 +89,18 @@ def explain(ctx: click.Context, article: str, fmt: str) -> None:
     console = Console()
     console.print(f"[bold]{row['title']}[/bold]\n{row['url']}", markup=True, highlight=False)
     console.print(f"score {s.score:.2f} · {'FLAGGED' if s.flagged else 'not flagged'} · "
-                  f"{s.reason}", highlight=False)
+                  f"{in_plain_words(s, monitor.rules)}", highlight=False)
     table = Table("term", "concept", "field", "count", "contribution")
     for m in s.matches:
         table.add_row(m.term, m.concept, m.field, str(m.count), f"{m.contribution:+.2f}")
     console.print(table)
     for kind, values in s.tags.items():
         console.print(f"{kind}: {', '.join(values)}", highlight=False)
+    if s.learned is not None:
+        learned = Table("learned from the labels", "adds to the log-odds")
+        for name, part in s.learned_terms:
+            learned.add_row(name, f"{part:+.2f}")
+        console.print(learned)
 
 
 @cli.command()
@@ -153,8 +163,9 @@ def labels_import(ctx: click.Context, file) -> None:  # noqa: ANN001
 def learn(ctx: click.Context) -> None:
     """Learn from every label (the reading room's and the imported): prints the strongest
     terms each way and the cross-validated precision, recall and F1 of what was learned
-    against the rules alone on the same labels, and keeps the model in the database. Scoring
-    does not use it yet: the keyword rules alone decide what is flagged."""
+    against the rules alone on the same labels, and keeps the model in the database. It
+    decides what is flagged once it came from 20 labels of each kind and did at least as well
+    as the rules on them (and `learning` is on)."""
     monitor = open_monitor(ctx, need_feeds=False)
     try:
         model = monitor.learn()
@@ -174,3 +185,11 @@ def learn(ctx: click.Context) -> None:
     for kind in ("relevant", "not_relevant"):
         click.echo(f"  towards {kind.replace('_', ' ')}: "
                    + ", ".join(model["strongest"][kind][:10]))
+    from ..learning import trusted
+
+    click.echo("it decides what is flagged from now on" if trusted(model) and
+               monitor.settings.learning else
+               "the keyword rules alone still decide: " + (
+                   "learning is off in settings" if not monitor.settings.learning else
+                   "it needs 20 labels of each kind and to do at least as well as the rules "
+                   "on them"))

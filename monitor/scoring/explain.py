@@ -4,6 +4,7 @@ were met, and what was missing, from the matches the score is made of."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from ..models import Score
 from .rules import Rules
@@ -29,6 +30,20 @@ def role_scores(score: Score, rules: Rules) -> dict[str, float]:
 
 
 def in_plain_words(score: Score, rules: Rules) -> str:
+    """The rules' part, then, when what was learned from the labels decided, its part:
+    "Flagged: learned from 212 labels, +3.1 (unveiled +1.2, cameras detect +0.9 ...). The
+    rules alone: Not flagged: score 4 of the 6 needed ...". """
+    if score.learned is None or score.rules_flagged is None:
+        return _rules_in_words(replace(score, flagged=score.flagged), rules)
+    rules_part = _rules_in_words(replace(score, flagged=score.rules_flagged), rules)
+    pushed = ", ".join(f"{name.removeprefix('concept:').replace('_', ' ')} {part:+.1f}"
+                       for name, part in score.learned_terms[:5])
+    verdict = "Flagged" if score.flagged else "Not flagged"
+    return (f"{verdict}: learned from {score.labels} labels, {score.learned:+.1f} "
+            f"({pushed}). The rules alone: {rules_part}")
+
+
+def _rules_in_words(score: Score, rules: Rules) -> str:
     """"Flagged: score 53 of the 6 needed, with surveillance (39), a surveillance technology,
     programme or vendor (35) and a state, police or city setting (27)." or "Not flagged:
     score 12 of the 6 needed, but not enough about a state, police or city setting (0 of

@@ -5,17 +5,15 @@ kept as data (vocabulary, weights), so that applying it needs numpy alone."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..models import Score
+from .learned import rule_features, tokens
 from .match import score
 from .rules import Rules
 
 MIN_PER_CLASS = 20  # labels of each kind before what is learned is trusted
 FOLDS = 5
-TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
 @dataclass(frozen=True)
@@ -25,18 +23,11 @@ class Labelled:
     relevant: bool
 
 
-def rule_features(s: Score, rules: Rules) -> dict[str, float]:
-    """The rules' judgement as features: each concept's contribution, the score, the flag."""
-    out: dict[str, float] = {"rules:score": s.score / max(rules.threshold, 1.0),
-                             "rules:flagged": float(s.flagged)}
-    for m in s.matches:
-        out[f"concept:{m.concept}"] = out.get(f"concept:{m.concept}", 0.0) + m.contribution
-    return out
-
-
-def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS) -> dict[str, Any]:
+def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS
+          ) -> tuple[dict[str, Any], list[float]]:
     """The model as data, with its cross-validated precision, recall and F1 against the rules'
-    own on the same examples, and the strongest terms each way."""
+    own on the same examples and the strongest terms each way; and scikit-learn's log-odds
+    for each example (what Learned.logit must give back)."""
     import numpy as np
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction import DictVectorizer
@@ -45,16 +36,18 @@ def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS) -> dict[st
     from sklearn.model_selection import StratifiedKFold
 
     y = np.array([int(e.relevant) for e in examples])
-    scores = [score(rules, e.title, e.text) for e in examples]
+    alone = replace(rules, learned=None)  # the rules' own judgement is a feature
+    scores = [score(alone, e.title, e.text) for e in examples]
     texts = [f"{e.title}\n{e.text}" for e in examples]
 
     def fit(index: Any) -> tuple[Any, Any, Any]:
         words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                                token_pattern=TOKEN.pattern, max_features=50_000)
+                                tokenizer=tokens, token_pattern=None, lowercase=False,
+                                max_features=50_000)
         concepts = DictVectorizer()
         x = hstack([words.fit_transform([texts[i] for i in index]),
                     csr_matrix(concepts.fit_transform(
-                        [rule_features(scores[i], rules) for i in index]))]).tocsr()
+                        [rule_features(scores[i], rules.threshold) for i in index]))]).tocsr()
         model = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced")
         model.fit(x, y[index])
         return words, concepts, model
@@ -63,7 +56,7 @@ def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS) -> dict[st
         words, concepts, model = parts
         x = hstack([words.transform([texts[i] for i in index]),
                     csr_matrix(concepts.transform(
-                        [rule_features(scores[i], rules) for i in index]))]).tocsr()
+                        [rule_features(scores[i], rules.threshold) for i in index]))]).tocsr()
         return model.predict(x)
 
     learned = np.zeros(len(examples), dtype=int)
@@ -74,6 +67,10 @@ def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS) -> dict[st
             learned[held] = predict(fit(fit_on), held)
     by_rules = np.array([int(s.flagged) for s in scores])
     words, concepts, model = fit(np.arange(len(examples)))
+    every = np.arange(len(examples))
+    decisions = model.decision_function(hstack([
+        words.transform(texts), csr_matrix(concepts.transform(
+            [rule_features(scores[i], rules.threshold) for i in every]))]).tocsr())
     names = list(words.get_feature_names_out()) + list(concepts.feature_names_)
     weights = model.coef_[0]
     order = np.argsort(weights)
@@ -88,7 +85,7 @@ def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS) -> dict[st
                             "rules": _quality(y, by_rules)} if splits >= 2 else None,
         "strongest": {"relevant": [names[i] for i in order[::-1][:12] if weights[i] > 0],
                       "not_relevant": [names[i] for i in order[:12] if weights[i] < 0]},
-    }
+    }, [float(d) for d in decisions]
 
 
 def _quality(y: Any, predicted: Any) -> dict[str, float]:

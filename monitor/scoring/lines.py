@@ -32,6 +32,9 @@ def score_lines(rules: Rules, lines: Iterable[str]) -> Iterator[str]:
             yield json.dumps({"line": n, "error": row})
             continue
         s = score(rules, str(row.get("title") or ""), str(row.get("text") or ""))
-        yield json.dumps({"id": row.get("id"), "score": s.score, "flagged": s.flagged,
-                          "matches": [m.as_dict() for m in s.matches], "tags": s.tags,
-                          "reason": s.reason}, ensure_ascii=False)
+        out = {"id": row.get("id"), "score": s.score, "flagged": s.flagged,
+               "matches": [m.as_dict() for m in s.matches], "tags": s.tags,
+               "reason": s.reason}
+        if s.learned is not None:
+            out.update(rules_flagged=s.rules_flagged, learned=s.learned)
+        yield json.dumps(out, ensure_ascii=False)

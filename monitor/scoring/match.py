@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 from ..models import Match, Score
+from .learned import rule_features
 from .rules import Rules, Term
 from .text import normalize
 
@@ -106,5 +108,20 @@ def score(rules: Rules, title: str, text: str) -> Score:
         reason = " | ".join("; ".join(g) for g in gaps)
     else:
         reason = f"score {total:.1f} < {rules.threshold:g}"
-    return Score(score=round(total, 3), flagged=flagged, matches=tuple(matches),
-                 tags={k: sorted(v) for k, v in sorted(tags.items())}, reason=reason)
+    result = Score(score=round(total, 3), flagged=flagged, matches=tuple(matches),
+                   tags={k: sorted(v) for k, v in sorted(tags.items())}, reason=reason)
+    return with_learned(rules, title, text, result) if rules.learned else result
+
+
+def with_learned(rules: Rules, title: str, text: str, s: Score) -> Score:
+    """The rules' score, decided by what was learned from the labels: flagged when its
+    log-odds are above 0. The rules' own verdict and reason stay in the score."""
+    learned = rules.learned
+    assert learned is not None
+    logit, parts = learned.logit(title, text, rule_features(s, rules.threshold))
+    n = sum(learned.labels.values())
+    pushed = ", ".join(f"{name.removeprefix('concept:')} {p:+.1f}" for name, p in parts[:5])
+    return replace(s, flagged=logit > 0, rules_flagged=s.flagged, learned=round(logit, 3),
+                   learned_terms=tuple((name, round(p, 3)) for name, p in parts),
+                   labels=n, reason=f"rules: {s.reason}; learned from {n} labels: "
+                                    f"{logit:+.1f} ({pushed})")

@@ -7,6 +7,7 @@ run with a time bound, so one bad pattern cannot hang the service.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from .. import yamlfile
 from ..config import validate
 from ..errors import ConfigError
+from .learned import Learned
 from .text import inflections, is_cjk, normalize
 
 ROLES_HELP = "surveillance | context | vendor | negative | tag"
@@ -132,6 +134,7 @@ class Rules:
     user_regex: list[tuple[Any, Term]] = field(default_factory=list)
     spec: RuleSpec | None = None  # what they were compiled from: how they reach the workers
     version: str = ""  # a digest of spec: a worker compiles each version once
+    learned: Learned | None = None  # what `monitor learn` learned, when it acts (Monitor)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The matcher (a Rust automaton) does not pickle; the spec does, and a worker keeps
@@ -142,20 +145,30 @@ class Rules:
             raise TypeError("Rules compiled without their spec cannot cross processes")
         if self._packed is None:
             self._packed = pickle.dumps(self.spec, protocol=pickle.HIGHEST_PROTOCOL)
-        return (_compiled, (self.version, self._packed))
+        if self.learned is None:
+            return (_compiled, (self.version, self._packed))
+        if self._learned_bytes is None:
+            self._learned_bytes = self.learned.as_bytes()
+        return (_compiled, (self.version, self._packed, self.learned.model_id,
+                            self._learned_bytes))
 
     _packed: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _learned_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
 
 _COMPILED: dict[str, Rules] = {}  # in a worker: rules by version (a reload adds one)
 
 
-def _compiled(version: str, packed: bytes) -> Rules:
-    rules = _COMPILED.get(version)
+def _compiled(version: str, packed: bytes, model_id: int = 0, learned: bytes = b"") -> Rules:
+    key = f"{version}:{model_id}"
+    rules = _COMPILED.get(key)
     if rules is None:
         if len(_COMPILED) > 4:
             _COMPILED.clear()
-        rules = _COMPILED[version] = compile_rules(pickle.loads(packed))  # our own bytes
+        rules = compile_rules(pickle.loads(packed))  # our own bytes
+        if learned:
+            rules.learned = Learned.from_data(json.loads(learned))
+        _COMPILED[key] = rules
     return rules
 
 

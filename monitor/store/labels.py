@@ -97,6 +97,13 @@ class LabelsMixin(StoreBase):
                 [iso(now), labels, keywords, json.dumps(data, ensure_ascii=False)])
         return int(cur.lastrowid or 0)
 
+    def newest_label_at(self) -> str | None:
+        """When the newest label was given or example imported."""
+        row = self.db.conn.execute("SELECT max(at) FROM (SELECT max(created_at) AS at FROM "
+                                   "labels UNION ALL SELECT max(imported_at) FROM examples)"
+                                   ).fetchone()
+        return str(row[0]) if row and row[0] else None
+
     def latest_model(self) -> dict[str, Any] | None:
         row = self.db.conn.execute("SELECT id, created_at, labels, keywords, data FROM models "
                                    "ORDER BY id DESC LIMIT 1").fetchone()
