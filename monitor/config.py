@@ -198,7 +198,8 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = Field("text", description="log lines as text or JSON")
     learning: bool = Field(True, description="let what `monitor learn` learned from your labels "
                            "decide what is flagged, once it came from 20 labels of each kind "
-                           "(false: the keyword rules alone)")
+                           "and did better than the rules on them (false: the keyword rules "
+                           "alone)")
     web_allowed_hosts: list[str] = Field([], description="host names the reading room answers "
                                          "to besides the address it listens on (a reverse "
                                          "proxy's public name); other Host headers are refused")

@@ -34,14 +34,17 @@ def attach(store: Store, rules: Rules, learning: bool) -> Rules:
 
 def trusted(model: dict[str, Any]) -> bool:
     """A model acts once it came from MIN_PER_CLASS labels of each kind and, cross-validated
-    on those labels, did at least as well as the rules alone (F1): labels that only repeat
-    what the rules already get right change nothing."""
+    on those labels, did better than the rules alone (F1): labels that only repeat what the
+    rules already get right change nothing. A model whose features were made
+    another way (SCHEME) waits for `monitor learn`."""
     from .scoring.learn import MIN_PER_CLASS
+    from .scoring.learned import SCHEME
 
     check = model.get("cross_validated")
-    if not check or min(model["labels"].values()) < MIN_PER_CLASS:
+    if not check or min(model["labels"].values()) < MIN_PER_CLASS or \
+            model.get("scheme") != SCHEME:
         return False
-    return bool(check["learned"]["f1"] >= check["rules"]["f1"])
+    return bool(check["learned"]["f1"] > check["rules"]["f1"])
 
 
 def due(store: Store) -> bool:

@@ -320,7 +320,7 @@ def test_a_poll_flags_what_was_learned_and_a_label_has_the_last_word(project, we
     project.feeds([("F", web.url("/f.xml"))])
     project.settings(allow_private_addresses=True, extract_workers=2)
     assert "1 new articles, 1 flagged" in project.run("poll", "--once").output
-    explained = project.run("explain", "1").output
+    explained = " ".join(project.run("explain", "1").output.split())  # wrapped at 80 columns
     assert "learned from 48 labels" in explained and "The rules alone: Not flagged" in explained
     monitor = make_monitor(project.paths)  # a new process's monitor: the model is kept
     try:

@@ -164,8 +164,8 @@ def learn(ctx: click.Context) -> None:
     """Learn from every label (the reading room's and the imported): prints the strongest
     terms each way and the cross-validated precision, recall and F1 of what was learned
     against the rules alone on the same labels, and keeps the model in the database. It
-    decides what is flagged once it came from 20 labels of each kind and did at least as well
-    as the rules on them (and `learning` is on)."""
+    decides what is flagged once it came from 20 labels of each kind and did better than
+    the rules on them (and `learning` is on)."""
     monitor = open_monitor(ctx, need_feeds=False)
     try:
         model = monitor.learn()
@@ -191,5 +191,5 @@ def learn(ctx: click.Context) -> None:
                monitor.settings.learning else
                "the keyword rules alone still decide: " + (
                    "learning is off in settings" if not monitor.settings.learning else
-                   "it needs 20 labels of each kind and to do at least as well as the rules "
-                   "on them"))
+                   "it needs 20 labels of each kind and to do better than the rules on "
+                   "them"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .learned import rule_features, tokens
+from .learned import SCHEME, rule_features, tokens
 from .match import score
 from .rules import Rules
 
@@ -80,7 +80,7 @@ def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS
         "features": list(concepts.feature_names_),
         "weights": [float(v) for v in weights], "intercept": float(model.intercept_[0]),
         "labels": {"relevant": int(y.sum()), "not_relevant": int(len(y) - y.sum())},
-        "keywords": rules.version,
+        "keywords": rules.version, "scheme": SCHEME,
         "cross_validated": {"folds": splits, "learned": _quality(y, learned),
                             "rules": _quality(y, by_rules)} if splits >= 2 else None,
         "strongest": {"relevant": [names[i] for i in order[::-1][:12] if weights[i] > 0],

@@ -17,6 +17,7 @@ from ..models import Score
 # scikit-learn's default words, (?u)\b\w\w+\b: without the \b, which a greedy \w\w+ implies,
 # at half the cost
 _WORD = re.compile(r"\w\w+")
+SCHEME = 2  # how features are made: a model made otherwise is not applied (learn again)
 
 
 def tokens(text: str) -> list[str]:
@@ -99,9 +100,12 @@ class Learned:
 
 
 def rule_features(s: Score, threshold: float) -> dict[str, float]:
-    """The rules' judgement as features: each concept's contribution, the score, the flag."""
-    out: dict[str, float] = {"rules:score": s.score / max(threshold, 1.0),
-                             "rules:flagged": float(s.flagged)}
+    """The rules' judgement as features: the score and each concept's contribution in units
+    of the threshold (raw, a concept's 20 points outweighed every word of the text, whose
+    TF-IDF values are normalised), and the flag."""
+    unit = max(threshold, 1.0)
+    out: dict[str, float] = {"rules:score": s.score / unit, "rules:flagged": float(s.flagged)}
     for m in s.matches:
-        out[f"concept:{m.concept}"] = out.get(f"concept:{m.concept}", 0.0) + m.contribution
+        out[f"concept:{m.concept}"] = out.get(f"concept:{m.concept}", 0.0) + \
+            m.contribution / unit
     return out
