@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .learned import SCHEME, rule_features, tokens
+from .learned import SCHEME, model_text, rule_features, tokens
 from .match import score
 from .rules import Rules
 
@@ -38,7 +38,7 @@ def train(examples: list[Labelled], rules: Rules, folds: int = FOLDS
     y = np.array([int(e.relevant) for e in examples])
     alone = replace(rules, learned=None)  # the rules' own judgement is a feature
     scores = [score(alone, e.title, e.text) for e in examples]
-    texts = [f"{e.title}\n{e.text}" for e in examples]
+    texts = [model_text(e.title, e.text) for e in examples]
 
     def fit(index: Any) -> tuple[Any, Any, Any]:
         words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
