@@ -22,12 +22,15 @@ def attach(store: Store, rules: Rules, learning: bool) -> Rules:
     rules)."""
     from .scoring.learned import Learned
 
-    data = store.latest_model() if learning else None
+    if not learning:
+        return rules if rules.learned is None else replace(rules, learned=None)
+    # every Monitor attaches (each web page opens one): the model itself is read only when
+    # the database's latest is not the one these rules carry already
+    if rules.learned is not None and rules.learned.model_id == store.latest_model_id():
+        return rules
+    data = store.latest_model()
     learned = Learned.from_data(data) if data is not None and trusted(data) else None
     if learned is None and rules.learned is None:
-        return rules
-    if learned is not None and rules.learned is not None and \
-            rules.learned.model_id == learned.model_id:
         return rules
     return replace(rules, learned=learned)
 

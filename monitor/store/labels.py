@@ -104,6 +104,10 @@ class LabelsMixin(StoreBase):
                                    ).fetchone()
         return str(row[0]) if row and row[0] else None
 
+    def latest_model_id(self) -> int | None:
+        row = self.db.conn.execute("SELECT max(id) FROM models").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def latest_model(self) -> dict[str, Any] | None:
         row = self.db.conn.execute("SELECT id, created_at, labels, keywords, data FROM models "
                                    "ORDER BY id DESC LIMIT 1").fetchone()
