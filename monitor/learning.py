@@ -51,10 +51,14 @@ def trusted(model: dict[str, Any]) -> bool:
 
 
 def due(store: Store) -> bool:
-    """Labels given or imported since the latest model (or labels and no model yet)."""
+    """Labels given or imported since the latest model (or labels and no model yet), or a
+    latest model whose features were made another way (after an upgrade)."""
+    from .scoring.learned import SCHEME
+
     newest = store.newest_label_at()
     model = store.latest_model()
-    return newest is not None and (model is None or newest > model["created_at"])
+    return newest is not None and (model is None or newest > model["created_at"]
+                                   or model.get("scheme") != SCHEME)
 
 
 def relearn(store: Store, rules: Rules, now: datetime) -> dict[str, Any] | None:

@@ -41,6 +41,14 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=5000)
     ap.add_argument("--labels", help="also score with a model learned from these labelled "
                     "JSON lines (as `monitor learn` would), and say what it costs")
+    ap.add_argument("--train", type=int, metavar="N", help="also time `monitor learn` on N "
+                    "labels: 2,000-character excerpts of every real page in ../shared "
+                    "(extracted by trafilatura), one every 1,000 characters, labelled by a "
+                    "stand-in reader (relevant when the rules flag it or it names police, "
+                    "privacy, surveillance and the like three times; one in twenty turned "
+                    "over)")
+    ap.add_argument("--write-labels", metavar="FILE", help="with --train, write those labels "
+                    "as JSON lines, for timing `monitor labels import` and `monitor learn`")
     args = ap.parse_args()
     corpus = Path(args.corpus)
     if corpus.is_dir():
@@ -89,7 +97,58 @@ def main() -> int:
         print(f"with a model learned from {len(examples)} labels ({len(data['vocabulary']):,} "
               f"terms; trained in {trained:.1f} s): {with_model:,.0f} articles/s, "
               f"{with_model / scorer:.2f} of the rules alone; peak memory +{grown / 1024:.1f} MB")
+    if args.train:
+        train_on(args.train, [r["text"] for r in rows] + page_texts(corpus.parent.parent),
+                 rules, args.write_labels)
     return 0
+
+
+def page_texts(pages: Path) -> list[str]:
+    """The text of every shared page (trafilatura, as the pipeline extracts), two at once."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    files = sorted(pages.glob("*/*.html.gz")) + sorted(pages.glob("*/*/expected.html.gz"))
+    with ProcessPoolExecutor(2) as pool:
+        return [t for t in pool.map(_extract, files, chunksize=16) if t]
+
+
+def _extract(path: Path) -> str:
+    import gzip
+
+    import trafilatura
+
+    return trafilatura.extract(gzip.decompress(path.read_bytes()).decode(
+        "utf-8", errors="replace")) or ""
+
+
+def train_on(n: int, texts: list[str], rules, write: str | None) -> None:
+    import random
+    import re
+
+    from monitor.scoring.learn import Labelled, train
+
+    rng = random.Random(5)
+    topic = re.compile(r"\b(police|privacy|security|surveillance|government|cameras?|"
+                       r"technology|law|data|military|court)\b", re.IGNORECASE)
+    excerpts = [t[at:at + 2000] for t in texts for at in range(0, max(len(t) - 1000, 1), 1000)]
+    rng.shuffle(excerpts)
+    if len(excerpts) < n:
+        print(f"only {len(excerpts):,} excerpts in these texts; training on them")
+    examples = [Labelled("", x, (score(rules, "", x).flagged or len(topic.findall(x)) >= 3)
+                         != (rng.random() < 0.05)) for x in excerpts[:n]]
+    if write:
+        Path(write).write_text("".join(json.dumps(
+            {"id": i, "title": "", "text": e.text, "label": int(e.relevant)}) + "\n"
+            for i, e in enumerate(examples)), encoding="utf-8")
+    started = time.perf_counter()
+    data, _ = train(examples, rules)
+    took = time.perf_counter() - started
+    relevant = sum(e.relevant for e in examples)
+    check = data["cross_validated"]
+    print(f"learning from {len(examples):,} labels ({relevant:,} relevant; "
+          f"{len(data['vocabulary']):,} terms kept), with {check['folds']}-fold "
+          f"cross-validation as `monitor learn` does: {took:.1f} s (F1 learned "
+          f"{check['learned']['f1']:.3f}, rules {check['rules']['f1']:.3f})")
 
 
 if __name__ == "__main__":

@@ -282,6 +282,32 @@ def test_what_is_learned_decides_once_there_are_enough_labels(project, tmp_path)
     assert off["flagged"] is False and "learned" not in off
 
 
+def test_a_model_made_another_way_waits_until_the_service_learns_again(project, tmp_path):
+    """After an upgrade that changes how features are made, the stored model no longer acts
+    (the rules decide) and the service's daily relearn replaces it without new labels."""
+    from monitor.core import make_monitor
+    from monitor.scoring.learned import SCHEME
+
+    story = json.dumps({"id": "new", "title": "Zorblax comes to the harbour", "text":
+                        "Officials said the Zorblax programme tracks residents."}) + "\n"
+    project.run("labels", "import", str(_labelled_set(tmp_path / "z.jsonl")))
+    assert project.run("learn").exit_code == 0
+    assert json.loads(project.run("--db", str(project.db), "score", input=story).output
+                      )["flagged"] is True
+    with sqlite3.connect(project.db) as conn:
+        conn.execute("UPDATE models SET data = json_set(data, '$.scheme', ?)", [SCHEME - 1])
+    older = json.loads(project.run("--db", str(project.db), "score", input=story).output)
+    assert older["flagged"] is False and "learned" not in older
+    monitor = make_monitor(project.paths)
+    try:
+        assert monitor.rules.learned is None
+        model = monitor.relearn()
+        assert model is not None and model["scheme"] == SCHEME
+        assert monitor.rules.learned is not None and monitor.relearn() is None  # nothing new
+    finally:
+        monitor.close()
+
+
 def test_numpy_applies_the_model_as_scikit_learn_does(tmp_path):
     from monitor.config import Paths
     from monitor.core import load_config
