@@ -348,6 +348,14 @@ def test_a_poll_flags_what_was_learned_and_a_label_has_the_last_word(project, we
     assert "1 new articles, 1 flagged" in project.run("poll", "--once").output
     explained = " ".join(project.run("explain", "1").output.split())  # wrapped at 80 columns
     assert "learned from 48 labels" in explained and "The rules alone: Not flagged" in explained
+    day = stored_day(project.db)
+    digest = project.run("digest", "--format", "text", "--date", day).output
+    why = next(line.strip() for line in digest.splitlines() if "learned from" in line)
+    assert why.startswith("learned from 48 labels: +") and "zorblax" in why
+    assert why.endswith("the rules alone: not flagged")
+    story = json.loads(project.run("digest", "--format", "json", "--date", day).output
+                       )["stories"][0]
+    assert story["learned"]["labels"] == 48 and story["learned"]["rules_flagged"] is False
     monitor = make_monitor(project.paths)  # a new process's monitor: the model is kept
     try:
         assert monitor.rules.learned is not None

@@ -48,6 +48,8 @@ class Story:
     excerpt: str
     sources: list[Source] = field(default_factory=list)
     flagged_at: str | None = None  # when its first copy was flagged (UTC ISO-8601)
+    # what was learned from the labels, when it decided (logit, labels, rules_flagged, terms)
+    learned: dict[str, Any] | None = None
 
     @property
     def terms(self) -> list[str]:
@@ -57,6 +59,27 @@ class Story:
             if m["contribution"] > 0 and m["term"] not in out:
                 out.append(m["term"])
         return out
+
+    @property
+    def learned_why(self) -> str:
+        """The learned part of why, when a model decided: "learned from 212 labels: +3.1
+        (unveiled, cameras detect, morality police); the rules alone: not flagged"."""
+        if not self.learned:
+            return ""
+        logit = self.learned["logit"]
+        pushed = [_feature_words(name) for name, part in self.learned["terms"]
+                  if (part > 0) == (logit > 0)][:4]
+        rules_flagged = self.learned.get("rules_flagged")
+        alone = "" if rules_flagged is None else "flagged" if rules_flagged else "not flagged"
+        return (f"learned from {self.learned['labels']} labels: {logit:+.1f}"
+                + (f" ({', '.join(pushed)})" if pushed else "")
+                + (f"; the rules alone: {alone}" if alone else ""))
+
+
+def _feature_words(name: str) -> str:
+    """A model's feature as a reader says it: a term, a concept, or the rules' own verdict."""
+    return {"rules:score": "the rules' score", "rules:flagged": "the rules' verdict"}.get(
+        name, name.removeprefix("concept:").replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -160,7 +183,7 @@ def build_digest(rows: list[dict[str, Any]], members: list[dict[str, Any]],
             tags={k: sorted(v) for k, v in sorted(tags.items())},
             excerpt=excerpt(without_headline(best["text"] or "", best["title"] or ""),
                             best["matches"]),
-            sources=sources,
+            sources=sources, learned=best.get("learned"),
             flagged_at=min((r["flagged_at"] for r in group if r.get("flagged_at")),
                            default=None)))
     stories.sort(key=lambda s: (-s.score, s.id))

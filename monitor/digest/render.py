@@ -54,6 +54,8 @@ def render_text(d: Digest) -> str:
     lines = [f"Digest for {d.date} ({d.timezone})", _header(d), ""]
     for i, s in enumerate(d.stories, 1):
         lines += [f"{i}. {s.title}", f"   score {s.score:.1f} · matched: {', '.join(s.terms[:6])}"]
+        if s.learned_why:
+            lines.append(f"   {s.learned_why}")
         if _tags(s):
             lines.append(f"   tags: {_tags(s)}")
         if s.excerpt:
@@ -74,6 +76,8 @@ def render_md(d: Digest) -> str:
         title, url = _md_escape(s.title), safe_url(s.url)
         lines.append(f"## [{title}](<{url}>)" if url else f"## {title}")
         lines += ["", f"score {s.score:.1f} · **matched:** {_md_escape(', '.join(s.terms[:6]))}"]
+        if s.learned_why:
+            lines += ["", _md_escape(s.learned_why)]
         if _tags(s):
             lines += ["", f"**tags:** {_md_escape(_tags(s))}"]
         if s.excerpt:
@@ -111,7 +115,7 @@ def _json(d: Digest) -> dict[str, object]:
             "top_tags": [{"tag": t, "stories": n} for t, n in d.top_tags],
             "stories": [{"title": s.title, "url": s.url, "feed": s.feed,
                          "published": s.published, "score": s.score, "matches": s.matches,
-                         "tags": s.tags, "excerpt": s.excerpt,
+                         "tags": s.tags, "excerpt": s.excerpt, "learned": s.learned,
                          "sources": [src.__dict__ for src in s.sources]} for s in d.stories],
             "feed_health": {"failing": [f["url"] for f in d.health.failing],
                             "stale": [f["url"] for f in d.health.stale],
@@ -136,6 +140,8 @@ def render_term(d: Digest, width: int = 100) -> str:
         body = Text()
         body.append(f"score {s.score:.1f} · ", style="dim")
         body.append(", ".join(s.terms[:6]), style="cyan")
+        if s.learned_why:
+            body.append(f"\n{s.learned_why}", style="green")
         if _tags(s):
             body.append(f"\n{_tags(s)}", style="magenta")
         if s.excerpt:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..copies import is_short
-from ..models import Article, Entry, ScoreUpdate
+from ..models import Article, Entry, Score, ScoreUpdate
 from .base import decode, dicts, iso
 from .search import cjk_body
 from .stories import StoriesMixin
@@ -89,7 +89,7 @@ class ArticlesMixin(StoriesMixin):
         of the archive.)"""
         sql = """SELECT a.id, a.url, a.feed_url, a.guid, a.title, a.author, a.published,
                         a.fetched_at, a.flagged_at, a.text, a.language, a.score, a.flagged,
-                        a.matches, a.tags, a.cluster_id,
+                        a.matches, a.tags, a.learned, a.cluster_id,
                         coalesce(f.name, a.feed_url) AS feed_name FROM articles a
                  LEFT JOIN feeds f ON f.url = a.feed_url
                  WHERE +a.flagged = 1 AND a.flagged_at >= ? AND a.flagged_at < ?
@@ -119,12 +119,12 @@ class ArticlesMixin(StoriesMixin):
         flagged_at *now*, so it enters the next daily digest."""
         with self._write():
             self.db.conn.executemany(
-                "UPDATE articles SET score = ?, matches = ?, tags = ?, "
+                "UPDATE articles SET score = ?, matches = ?, tags = ?, learned = ?, "
                 "flagged_at = CASE WHEN ? = 0 THEN NULL WHEN flagged = 1 THEN flagged_at "
                 "ELSE ? END, flagged = ? WHERE id = ?",
                 [(u.score.score, _json([m.as_dict() for m in u.score.matches]),
-                  _json(u.score.tags), int(u.score.flagged), iso(now), int(u.score.flagged),
-                  u.article_id) for u in updates])
+                  _json(u.score.tags), _learned(u.score), int(u.score.flagged), iso(now),
+                  int(u.score.flagged), u.article_id) for u in updates])
 
     def due_retries(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Articles whose page is due for another try, the longest waiting first."""
@@ -155,13 +155,13 @@ class ArticlesMixin(StoriesMixin):
             self.db.conn.execute(
                 "UPDATE articles SET text = ?, title = ?, author = ?, published = ?, "
                 "language = ?, extract_error = NULL, retry_at = NULL, signature = ?, "
-                "score = ?, matches = ?, tags = ?, "
+                "score = ?, matches = ?, tags = ?, learned = ?, "
                 "flagged_at = CASE WHEN ? = 0 THEN NULL WHEN flagged = 1 THEN flagged_at "
                 "ELSE ? END, flagged = ? WHERE id = ?",
                 [article.text, article.title, article.author, iso(article.published),
                  article.language, article.signature, s.score,
-                 _json([m.as_dict() for m in s.matches]), _json(s.tags), int(s.flagged), iso(now),
-                 int(s.flagged), article_id])
+                 _json([m.as_dict() for m in s.matches]), _json(s.tags), _learned(s),
+                 int(s.flagged), iso(now), int(s.flagged), article_id])
             self._index_cjk(article_id, article.title, article.text)
 
     def drop_old_text(self, before: datetime) -> int:
@@ -210,6 +210,7 @@ def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
         "score": s.score if s else None, "flagged": int(s.flagged) if s else 0,
         "matches": json.dumps([m.as_dict() for m in s.matches] if s else [], ensure_ascii=False),
         "tags": json.dumps(s.tags if s else {}, ensure_ascii=False),
+        "learned": _learned(s) if s else None,
         "signature": a.signature,
         "flagged_at": iso(fetched_at) if s and s.flagged else None,
         "retry_at": iso(a.retry_at), "page_tries": 1 if a.extract_error and a.entry.url else 0,
@@ -218,3 +219,13 @@ def _article_row(a: Article, fetched_at: datetime) -> dict[str, Any]:
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def _learned(s: Score) -> str | None:
+    """The learned part of a score, when a model decided: its log-odds, the labels it came
+    from, what the rules alone said, and what pushed it most."""
+    if s.learned is None:
+        return None
+    return _json({"logit": s.learned, "labels": s.labels, "rules_flagged": s.rules_flagged,
+                  "terms": [list(t) for t in s.learned_terms[:8]]})
+

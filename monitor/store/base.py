@@ -100,7 +100,7 @@ class Transaction:
 
 
 def decode(row: dict[str, Any]) -> dict[str, Any]:
-    for key, empty in (("matches", "[]"), ("tags", "{}")):
+    for key, empty in (("matches", "[]"), ("tags", "{}"), ("learned", "null")):
         if key in row:
             row[key] = json.loads(row[key] or empty)
     return row

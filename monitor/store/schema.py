@@ -352,3 +352,11 @@ def m020_models(db: Database) -> None:
     """What `monitor learn` learned, as JSON data (never a pickle), the newest last."""
     db.execute("CREATE TABLE IF NOT EXISTS models (id INTEGER PRIMARY KEY, created_at TEXT "
                "NOT NULL, labels INTEGER NOT NULL, keywords TEXT NOT NULL, data TEXT NOT NULL)")
+
+
+@migrations()
+def m021_learned_part(db: Database) -> None:
+    """Each article's learned part of its score, when a model decided (JSON), for the digest's
+    "why"."""
+    if "learned" not in db.table("articles").columns_dict:
+        db.table("articles").add_column("learned", str)
