@@ -4,7 +4,6 @@ the service call its methods and hold no logic of their own."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from .models import CycleSummary, FeedListing, FeedResult, Score
 from .pipeline import CLUSTER_DAYS, Pipeline, open_pipeline
 from .scoring import Rules, load_rules, score
 from .scoring.examples import read_examples
+from .scoring.suggest import Quality
 from .store import SEARCH_LIMIT as SEARCH_LIMIT
 from .store import Store
 
@@ -267,13 +267,12 @@ class Monitor:
         return self._store.starred(article_ids)
 
     def export_labels(self) -> Iterator[str]:
-        """JSON lines {id, title, text, label (1 relevant, 0 not), url}: the reading room's
-        labels, then the imported examples (for eval_relevance.py, or another archive)."""
-        for row in [*self._store.labelled_articles(), *self._store.examples()]:
-            key = row.pop("key", None)
-            yield json.dumps({"id": row.pop("id", key), **row,
-                              "label": 1 if row["label"] == "relevant" else 0},
-                             ensure_ascii=False)
+        return learning.export_lines(self._store)
+
+    def suggest_edits(self, limit: int = 8) -> tuple[Quality, list[learning.Suggestion]]:
+        """Edits to the keywords that the labels argue for, with their effect on the labels
+        and on the stored articles (learning.suggest)."""
+        return learning.suggest(self._store, self._config.rules, limit)
 
     def learn(self) -> dict[str, Any]:
         """Train on every label and keep the model (learning.learn); it acts from now on when

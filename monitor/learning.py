@@ -5,14 +5,17 @@ scored again, each labelled one following its label."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from .errors import LabelsError
 from .models import ScoreUpdate
 from .scoring import Rules, score
+from .scoring.learn import Labelled
+from .scoring.suggest import Edit, Quality
 from .store import Store
 
 
@@ -75,8 +78,28 @@ def relearn(store: Store, rules: Rules, now: datetime) -> dict[str, Any] | None:
 def learn(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
     """Train on every label and keep the model; returns it with its cross-validated quality
     against the rules. LabelsError when the labels are not of both kinds."""
-    from .scoring.learn import Labelled, train
+    from .scoring.learn import train
 
+    examples = labelled(store)
+    if {e.relevant for e in examples} != {True, False}:
+        raise LabelsError("learning needs labels of both kinds, relevant and not relevant "
+                          f"({len(examples)} labelled so far)")
+    model, _ = train(examples, replace(rules, learned=None))
+    model["id"] = store.save_model(model, len(examples), rules.version, now)
+    return model
+
+
+def export_lines(store: Store) -> Iterator[str]:
+    """JSON lines {id, title, text, label (1 relevant, 0 not), url}: the reading room's
+    labels, then the imported examples (for eval_relevance.py, or another archive)."""
+    for row in [*store.labelled_articles(), *store.examples()]:
+        key = row.pop("key", None)
+        yield json.dumps({"id": row.pop("id", key), **row,
+                          "label": 1 if row["label"] == "relevant" else 0}, ensure_ascii=False)
+
+
+def labelled(store: Store) -> list[Labelled]:
+    """Every label, the reading room's and the imported examples', each text once."""
     seen: set[tuple[str, str]] = set()
     examples = []
     for row in [*store.labelled_articles(), *store.examples()]:
@@ -84,12 +107,38 @@ def learn(store: Store, rules: Rules, now: datetime) -> dict[str, Any]:
         if key not in seen and any(key):
             seen.add(key)
             examples.append(Labelled(key[0], key[1], row["label"] == "relevant"))
-    if {e.relevant for e in examples} != {True, False}:
-        raise LabelsError("learning needs labels of both kinds, relevant and not relevant "
-                          f"({len(examples)} labelled so far)")
-    model, _ = train(examples, replace(rules, learned=None))
-    model["id"] = store.save_model(model, len(examples), rules.version, now)
-    return model
+    return examples
+
+
+def suggest(store: Store, rules: Rules, limit: int) -> tuple[Quality, list[Suggestion]]:
+    """Edits to the keywords that the labels argue for (scoring/suggest.py), each with what
+    it would change among the stored articles, by the rules alone (as `rescore --dry-run`
+    counts, before labels): how many it would flag and unflag, of how many it touches."""
+    from .scoring.suggest import suggest as from_labels
+
+    base, edits = from_labels(labelled(store), rules, limit)
+    alone = replace(rules, learned=None)
+    out = []
+    for edit in edits:
+        rows = store.articles_holding(edit.term) if edit.term else store.articles_scored(
+            *sorted((alone.threshold, edit.rules.threshold)))
+        touched = flagged = unflagged = 0
+        for row in rows:
+            title, text = row["title"] or "", row["text"] or ""
+            was, now = score(alone, title, text).flagged, score(edit.rules, title, text).flagged
+            touched += 1
+            flagged += now and not was
+            unflagged += was and not now
+        out.append(Suggestion(edit, touched, flagged, unflagged))
+    return base, out
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    edit: Edit
+    touched: int  # stored articles the edit could change (holding the term, or near the line)
+    flagged: int  # of those, newly flagged by the rules
+    unflagged: int
 
 
 def rescore(store: Store, rules: Rules, start: datetime | None, now: datetime,

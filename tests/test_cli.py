@@ -367,3 +367,50 @@ def test_a_poll_flags_what_was_learned_and_a_label_has_the_last_word(project, we
         changed.output
     with sqlite3.connect(project.db) as conn:
         assert conn.execute("SELECT flagged FROM articles").fetchall() == [(0,)]
+
+
+def test_labels_suggest_keyword_edits_with_their_effect(project, web, page_html, tmp_path):
+    """From labels the rules get wrong, `labels suggest` proposes the term that separates
+    them, in a concept that flags them, and says what it does to the labels and to the
+    stored articles; labels the rules already get right argue for nothing."""
+    import random
+
+    rng = random.Random(3)
+    filler = ("council budget school road park library market river festival bus weather "
+              "museum bridge harvest concert").split()
+    verbs = ["reaches", "arrives in", "expands to", "is switched on in", "comes to", "spreads to"]
+    places = ["the harbour", "district nine", "the old town", "the suburbs", "the airport"]
+    rows = []
+    for i in range(24):
+        text = " ".join(rng.choice(filler) for _ in range(30))
+        rows.append({"id": f"z{i}", "title": f"Zorblax {rng.choice(verbs)} "
+                     f"{rng.choice(places)}", "text": f"{text}. Zorblax follows people. {text}",
+                     "label": 1})
+        rows.append({"id": f"o{i}", "title": f"The {rng.choice(filler)} report", "text": text,
+                     "label": 0})
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "no labels yet" in project.run("labels", "suggest").output
+    assert project.run("labels", "import", str(labels)).exit_code == 0
+    web.send("/page/1", page_html("Zorblax comes to the harbour", (
+        "Officials said Zorblax starts on Monday in the harbour district. ") * 4))
+    web.send("/page/2", page_html("Harbour festival", "The festival returns. " * 8))
+    web.send("/f.xml", rss([item(1, web.base, title="Zorblax comes to the harbour"),
+                            item(2, web.base, title="Harbour festival")]),
+             ctype="application/rss+xml")
+    project.feeds([("F", web.url("/f.xml"))])
+    project.settings(allow_private_addresses=True, extract_workers=1)
+    assert "2 new articles, 0 flagged" in project.run("poll", "--once").output
+    run = project.run("labels", "suggest")
+    assert run.exit_code == 0, run.output
+    lines = run.output.splitlines()
+    assert lines[0].startswith("the rules on 48 labels: precision 0.000 recall 0.000")
+    assert re.match(r'1\. add "zorblax" to concept \w+ \(terms\)', lines[1]), run.output
+    assert "recall 1.000 F1 1.000 (24 found, 0 false alarms, 0 missed)" in lines[2]
+    assert "stored articles: 1 more flagged, 0 fewer (of 1 holding it)" in lines[3]
+    right = tmp_path / "right.jsonl"  # labels the rules agree with: nothing to suggest
+    right.write_text(json.dumps({"id": "f", "title": "Police expand facial recognition",
+                                 "text": STORY, "label": 1}) + "\n")
+    fresh = tmp_path / "fresh.db"
+    project.run("--db", str(fresh), "labels", "import", str(right))
+    assert "no edit of one term" in project.run("--db", str(fresh), "labels", "suggest").output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -156,6 +157,33 @@ def labels_import(ctx: click.Context, file) -> None:  # noqa: ANN001
                + (f", {len(errors)} lines skipped" if errors else ""))
     if errors and not added + updated:
         ctx.exit(1)
+
+
+@labels.command("suggest")
+@click.option("--limit", type=click.IntRange(1, 50), default=8, show_default=True)
+@click.pass_context
+def labels_suggest(ctx: click.Context, limit: int) -> None:
+    """Edits to config/keywords.yaml that the labels argue for: terms the rules miss in
+    stories labelled relevant, terms of false alarms for a negative concept, a threshold.
+    Each with what it does to the labels and to the stored articles (by the rules alone,
+    as `rescore --dry-run` counts). Nothing is changed: make the edit, then `rescore`."""
+    monitor = open_monitor(ctx.find_root(), need_feeds=False)
+    base, suggestions = monitor.suggest_edits(limit)
+    if not base.labels:
+        click.echo("no labels yet: label stories in the reading room or `labels import`")
+        return
+    click.echo(f"the rules on {base.labels} labels: {_quality(base)}")
+    if not suggestions:
+        click.echo("no edit of one term or the threshold does better on these labels")
+    for i, s in enumerate(suggestions, 1):
+        click.echo(f"{i}. {s.edit.what}\n   labels: {_quality(s.edit.after)}\n   stored "
+                   f"articles: {s.flagged} more flagged, {s.unflagged} fewer (of {s.touched} "
+                   + ("holding it)" if s.edit.term else "near the line)"))
+
+
+def _quality(q: Any) -> str:
+    return (f"precision {q.precision:.3f} recall {q.recall:.3f} F1 {q.f1:.3f} ({q.found} "
+            f"found, {q.false_alarms} false alarms, {q.missed} missed)")
 
 
 @cli.command()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,30 @@ class SearchMixin(StoreBase):
                 raise
             return self._search(plain, cjk, flagged, start, end, feed, tag, order, limit,
                                 offset)
+
+    def articles_holding(self, phrase: str) -> Iterator[dict[str, Any]]:
+        """Every article whose title or text may hold *phrase* (a superset, by the full-text
+        index: its stems, or its CJK characters in a row), with its title and text."""
+        words, cjk = _split(phrase)
+        if cjk:
+            sql = ("SELECT rowid FROM articles_cjk WHERE articles_cjk MATCH ?",
+                   " ".join('"' + " ".join(term) + '"' for term in cjk))
+        else:
+            sql = ("SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?",
+                   '"' + words.replace('"', " ") + '"')
+        ids = [int(r[0]) for r in self.db.conn.execute(sql[0], [sql[1]])]
+        return self._title_and_text(ids)
+
+    def articles_scored(self, low: float, high: float) -> Iterator[dict[str, Any]]:
+        """Articles whose stored score (the rules') is in [low, high), with title and text."""
+        return self._title_and_text([int(r[0]) for r in self.db.conn.execute(
+            "SELECT id FROM articles WHERE score >= ? AND score < ?", [low, high])])
+
+    def _title_and_text(self, ids: list[int]) -> Iterator[dict[str, Any]]:
+        for i in range(0, len(ids), 500):  # 500 at a time: a common word's articles are many
+            chunk = ids[i:i + 500]
+            yield from dicts(self.db.conn.execute(
+                f"SELECT id, title, text FROM articles WHERE id IN ({marks(chunk)})", chunk))
 
     def _search(self, words: str, cjk: list[str], flagged: bool, start: datetime | None,
                 end: datetime | None, feed: str | None, tag: str | None, order: str,
