@@ -77,7 +77,6 @@ def main() -> int:
     print(f"scorer:                              {scorer:,.0f} articles/s on one core")
     print(f"scorer / baseline: {scorer / baseline:.3f}")
     if args.labels:
-        import resource
         from dataclasses import replace
 
         from monitor.scoring.learn import Labelled, train
@@ -90,16 +89,16 @@ def main() -> int:
         started = time.perf_counter()
         data, _ = train(examples, rules)
         trained = time.perf_counter() - started
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         learned = replace(rules, learned=Learned.from_data(data))
         with_model = rate(lambda t, x: score(learned, t, x), texts, args.seconds)
-        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
         print(f"with a model learned from {len(examples)} labels ({len(data['vocabulary']):,} "
               f"terms; trained in {trained:.1f} s): {with_model:,.0f} articles/s, "
-              f"{with_model / scorer:.2f} of the rules alone; peak memory +{grown / 1024:.1f} MB")
+              f"{with_model / scorer:.2f} of the rules alone; a worker's memory "
+              f"+{worker_growth(data, texts):.1f} MB")
     if args.train:
-        train_on(args.train, [r["text"] for r in rows] + page_texts(corpus.parent.parent),
+        data = train_on(args.train, [r["text"] for r in rows] + page_texts(corpus.parent.parent),
                  rules, args.write_labels)
+        print(f"a worker holding that model: +{worker_growth(data, texts):.1f} MB")
     return 0
 
 
@@ -121,7 +120,33 @@ def _extract(path: Path) -> str:
         "utf-8", errors="replace")) or ""
 
 
-def train_on(n: int, texts: list[str], rules, write: str | None) -> None:
+def worker_growth(data: dict, texts: list[tuple[str, str]]) -> float:
+    """What holding and applying the model adds to a fresh process that scores (as a worker
+    does): its resident memory after scoring with the model against without, in MB."""
+    import subprocess
+
+    probe = ("import json, sys\n"
+             "from dataclasses import replace\n"
+             "from monitor.scoring import load_rules, score\n"
+             "from monitor.scoring.learned import Learned\n"
+             "model, texts = json.loads(sys.stdin.read())\n"
+             f"rules = load_rules({str(ROOT / 'config' / 'keywords.yaml')!r})\n"
+             "if model:\n"
+             "    rules = replace(rules, learned=Learned.from_data(model))\n"
+             "for title, text in texts:\n"
+             "    score(rules, title, text)\n"
+             "del model, texts\n"
+             "status = open('/proc/self/status').read()\n"
+             "print(status.split('VmRSS:')[1].split()[0])\n")
+    peaks = []
+    for model in (None, data):
+        done = subprocess.run([sys.executable, "-c", probe], input=json.dumps([model, texts]),
+                              capture_output=True, text=True, check=True, cwd=ROOT)
+        peaks.append(int(done.stdout))
+    return (peaks[1] - peaks[0]) / 1024
+
+
+def train_on(n: int, texts: list[str], rules, write: str | None) -> dict:
     import random
     import re
 
@@ -149,6 +174,7 @@ def train_on(n: int, texts: list[str], rules, write: str | None) -> None:
           f"{len(data['vocabulary']):,} terms kept), with {check['folds']}-fold "
           f"cross-validation as `monitor learn` does: {took:.1f} s (F1 learned "
           f"{check['learned']['f1']:.3f}, rules {check['rules']['f1']:.3f})")
+    return data
 
 
 if __name__ == "__main__":
