@@ -176,9 +176,11 @@ def labels_suggest(ctx: click.Context, limit: int) -> None:
     if not suggestions:
         click.echo("no edit of one term or the threshold does better on these labels")
     for i, s in enumerate(suggestions, 1):
+        near = "holding it" if s.edit.term else "near the line"
+        of = f"of {s.touched} {near}" if s.scored == s.touched else \
+            f"of the newest {s.scored} of {s.touched} {near}"
         click.echo(f"{i}. {s.edit.what}\n   labels: {_quality(s.edit.after)}\n   stored "
-                   f"articles: {s.flagged} more flagged, {s.unflagged} fewer (of {s.touched} "
-                   + ("holding it)" if s.edit.term else "near the line)"))
+                   f"articles: {s.flagged} more flagged, {s.unflagged} fewer ({of})")
 
 
 def _quality(q: Any) -> str:

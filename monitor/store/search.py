@@ -50,9 +50,11 @@ class SearchMixin(StoreBase):
             return self._search(plain, cjk, flagged, start, end, feed, tag, order, limit,
                                 offset)
 
-    def articles_holding(self, phrase: str) -> Iterator[dict[str, Any]]:
-        """Every article whose title or text may hold *phrase* (a superset, by the full-text
-        index: its stems, or its CJK characters in a row), with its title and text."""
+    def articles_holding(self, phrase: str, newest: int
+                         ) -> tuple[int, Iterator[dict[str, Any]]]:
+        """How many articles may hold *phrase* in their title or text (a superset, by the
+        full-text index: its stems, or its CJK characters in a row), and the *newest* of
+        them with their title and text."""
         words, cjk = _split(phrase)
         if cjk:
             sql = ("SELECT rowid FROM articles_cjk WHERE articles_cjk MATCH ?",
@@ -61,12 +63,15 @@ class SearchMixin(StoreBase):
             sql = ("SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?",
                    '"' + words.replace('"', " ") + '"')
         ids = [int(r[0]) for r in self.db.conn.execute(sql[0], [sql[1]])]
-        return self._title_and_text(ids)
+        return len(ids), self._title_and_text(sorted(ids)[-newest:])
 
-    def articles_scored(self, low: float, high: float) -> Iterator[dict[str, Any]]:
-        """Articles whose stored score (the rules') is in [low, high), with title and text."""
-        return self._title_and_text([int(r[0]) for r in self.db.conn.execute(
-            "SELECT id FROM articles WHERE score >= ? AND score < ?", [low, high])])
+    def articles_scored(self, low: float, high: float, newest: int
+                        ) -> tuple[int, Iterator[dict[str, Any]]]:
+        """How many articles have a stored score (the rules') in [low, high), and the
+        *newest* of them with their title and text."""
+        ids = [int(r[0]) for r in self.db.conn.execute(
+            "SELECT id FROM articles WHERE score >= ? AND score < ?", [low, high])]
+        return len(ids), self._title_and_text(sorted(ids)[-newest:])
 
     def _title_and_text(self, ids: list[int]) -> Iterator[dict[str, Any]]:
         for i in range(0, len(ids), 500):  # 500 at a time: a common word's articles are many
