@@ -139,3 +139,28 @@ def test_footage_in_an_incident_is_not_surveillance_technology(rules):
         if not row["label"]:
             taken = [m for m in s.matches if m.concept == "incident_evidence"]
             assert taken and all(m.contribution < 0 for m in taken), row["id"]
+
+
+def test_suggest_a_negative_term_for_false_alarms(rules):
+    """Stories the rules flag and the reader labelled not relevant, all naming an auction
+    house: the suggestion puts its name in a negative concept, which un-flags them and
+    leaves the relevant ones flagged."""
+    from monitor.scoring.learn import Labelled
+    from monitor.scoring.suggest import suggest
+
+    examples = []
+    for i in range(6):
+        examples.append(Labelled(
+            f"Glimbo sale: police CCTV cameras for the city, lot {i}",
+            "Glimbo auction house sells used police CCTV cameras from the city council.", False))
+        examples.append(Labelled(
+            f"Police expand CCTV cameras across the city centre {i}",
+            "The city council and police said new CCTV cameras with facial recognition "
+            "will watch the square.", True))
+    base, edits = suggest(examples, rules)
+    assert (base.found, base.false_alarms, base.missed) == (6, 6, 0)
+    best = edits[0]
+    assert best.kind == "negative" and best.term == "glimbo"
+    assert "negative" in best.rules.concepts[best.what.split()[4]].roles
+    assert (best.after.found, best.after.false_alarms, best.after.f1) == (6, 0, 1.0)
+    assert suggest([e for e in examples if e.relevant], rules)[1] == []
