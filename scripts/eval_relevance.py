@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Precision, recall and F1 of the scorer on labelled JSON lines (id, title, text, label).
 
-    python scripts/eval_relevance.py ../shared/eval/relevance-dev.jsonl [--keywords FILE] [-v]
+    python scripts/eval_relevance.py ../shared/eval/relevance-dev.jsonl [--keywords FILE]
+                                     [--db DB] [-v]
 
-Runs the same scorer as `monitor score` over each line and lists the misses with the reason.
+Runs the same scorer as `monitor score` over each line and lists the misses with the reason:
+the keyword rules, and with --db what was learned from that database's labels when it may
+act (as `monitor --db DB score`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,22 @@ def main() -> int:
     ap.add_argument("file")
     ap.add_argument("--keywords",
                     default=str(Path(__file__).parent.parent / "config" / "keywords.yaml"))
+    ap.add_argument("--db", help="a monitor database: its learned model decides, once trusted")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every line's score")
     args = ap.parse_args()
     rules = load_rules(args.keywords)
+    if args.db:
+        if not Path(args.db).is_file():
+            ap.error(f"{args.db}: no such database")
+        from monitor.learning import attach
+        from monitor.store import Store
+
+        store = Store(Path(args.db))
+        try:
+            rules = attach(store, rules, learning=True)
+        finally:
+            store.close()
+        print(f"learned model: {'acts' if rules.learned else 'none that may act'} ({args.db})")
     tp = fp = fn = tn = 0
     misses = []
     with open(args.file, encoding="utf-8") as fh:

@@ -276,6 +276,10 @@ def test_what_is_learned_decides_once_there_are_enough_labels(project, tmp_path)
     assert scored["learned"] > 0 and "learned from 48 labels" in scored["reason"]
     rules_only = json.loads(project.run("score", input=story + "\n").output)
     assert rules_only["flagged"] is False  # no database named: the rules
+    keywords = project.paths.keywords  # the reader edits the keywords: the model still acts
+    keywords.write_text(keywords.read_text().replace("threshold: 6.0", "threshold: 6.5", 1))
+    edited = json.loads(project.run("--db", str(project.db), "score", input=story + "\n").output)
+    assert edited["flagged"] is True and "learned from 48 labels" in edited["reason"]
     settings = project.root / "config" / "settings.yaml"
     settings.write_text(settings.read_text() + "learning: false\n")
     off = json.loads(project.run("--db", str(project.db), "score", input=story + "\n").output)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import MonitorError
-from ..scoring.explain import in_plain_words
+from ..scoring.explain import feature_words, in_plain_words
 from ..scoring.lines import score_lines
 from .base import Day, cli, configuration, day_of, open_monitor, parse_day
 
@@ -100,7 +100,7 @@ def explain(ctx: click.Context, article: str, fmt: str) -> None:
     if s.learned is not None:
         learned = Table("learned from the labels", "adds to the log-odds")
         for name, part in s.learned_terms:
-            learned.add_row(name, f"{part:+.2f}")
+            learned.add_row(feature_words(name), f"{part:+.2f}")
         console.print(learned)
 
 

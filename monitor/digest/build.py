@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from ..scoring.explain import feature_words
 from ..scoring.text import normalize
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
@@ -67,19 +68,13 @@ class Story:
         if not self.learned:
             return ""
         logit = self.learned["logit"]
-        pushed = [_feature_words(name) for name, part in self.learned["terms"]
+        pushed = [feature_words(name) for name, part in self.learned["terms"]
                   if (part > 0) == (logit > 0)][:4]
         rules_flagged = self.learned.get("rules_flagged")
         alone = "" if rules_flagged is None else "flagged" if rules_flagged else "not flagged"
         return (f"learned from {self.learned['labels']} labels: {logit:+.1f}"
                 + (f" ({', '.join(pushed)})" if pushed else "")
                 + (f"; the rules alone: {alone}" if alone else ""))
-
-
-def _feature_words(name: str) -> str:
-    """A model's feature as a reader says it: a term, a concept, or the rules' own verdict."""
-    return {"rules:score": "the rules' score", "rules:flagged": "the rules' verdict"}.get(
-        name, name.removeprefix("concept:").replace("_", " "))
 
 
 @dataclass(frozen=True)

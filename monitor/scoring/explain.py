@@ -18,6 +18,12 @@ ROLE_WORDS = {
 }
 
 
+def feature_words(name: str) -> str:
+    """A learned model's feature as a reader says it: a term, a concept, the rules' verdict."""
+    return {"rules:score": "the rules' score", "rules:flagged": "the rules' verdict"}.get(
+        name, name.removeprefix("concept:").replace("_", " "))
+
+
 def role_scores(score: Score, rules: Rules) -> dict[str, float]:
     """What each role gathered: the contributions of its concepts' matches (negative ones
     included), as the scorer sums them."""
@@ -36,7 +42,7 @@ def in_plain_words(score: Score, rules: Rules) -> str:
     if score.learned is None or score.rules_flagged is None:
         return _rules_in_words(replace(score, flagged=score.flagged), rules)
     rules_part = _rules_in_words(replace(score, flagged=score.rules_flagged), rules)
-    pushed = ", ".join(f"{name.removeprefix('concept:').replace('_', ' ')} {part:+.1f}"
+    pushed = ", ".join(f"{feature_words(name)} {part:+.1f}"
                        for name, part in score.learned_terms[:5])
     verdict = "Flagged" if score.flagged else "Not flagged"
     return (f"{verdict}: learned from {score.labels} labels, {score.learned:+.1f} "

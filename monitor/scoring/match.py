@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 
 from ..models import Match, Score
+from .explain import feature_words
 from .learned import rule_features
 from .rules import Rules, Term
 from .text import normalize
@@ -120,7 +121,7 @@ def with_learned(rules: Rules, title: str, text: str, s: Score) -> Score:
     assert learned is not None
     logit, parts = learned.logit(title, text, rule_features(s, rules.threshold))
     n = sum(learned.labels.values())
-    pushed = ", ".join(f"{name.removeprefix('concept:')} {p:+.1f}" for name, p in parts[:5])
+    pushed = ", ".join(f"{feature_words(name)} {p:+.1f}" for name, p in parts[:5])
     return replace(s, flagged=logit > 0, rules_flagged=s.flagged, learned=round(logit, 3),
                    learned_terms=tuple((name, round(p, 3)) for name, p in parts),
                    labels=n, reason=f"rules: {s.reason}; learned from {n} labels: "
