@@ -175,10 +175,13 @@ def cycle(web: LoopWeb, args: argparse.Namespace, exclude: set[int]) -> dict[str
         return asyncio.run(_cycle(monitor, web, args, exclude))
 
 
+MODEL_FROM: Path | None = None  # --model
+
 @contextlib.contextmanager
 def bench_monitor(feeds: list[str], concurrency: int, per_host: int,
                   fast: bool = False) -> Iterator[Monitor]:
-    """A Monitor over a fresh database in a temporary folder, polling *feeds*."""
+    """A Monitor over a fresh database in a temporary folder, polling *feeds*, with the
+    model of --model attached when given."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database=f"{tmp}/bench.db", allow_private_addresses=True,
                             concurrency=concurrency, per_host_limit=per_host,
@@ -188,6 +191,16 @@ def bench_monitor(feeds: list[str], concurrency: int, per_host: int,
         config = load_config(paths, need_feeds=False)
         config.settings = settings
         config.feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(feeds)]
+        if MODEL_FROM:
+            from monitor.learning import attach
+
+            labelled = Store(MODEL_FROM)
+            try:
+                config.rules = attach(labelled, config.rules, learning=True)
+            finally:
+                labelled.close()
+            if config.rules.learned is None:
+                raise SystemExit(f"{MODEL_FROM}: no model that may act")
         monitor = Monitor(paths, config, Store(settings.database))
         try:
             yield monitor
@@ -367,9 +380,13 @@ def main() -> int:
     ap.add_argument("--light", action="store_true",
                     help="only the lighter half of the pages (by size): the lighter the "
                          "pages, the more the main process's work per article weighs")
+    ap.add_argument("--model", type=Path, help="a monitor database whose learned model the "
+                    "pipeline applies (as for a reader with labels); it must be one that acts")
     ap.add_argument("--captures", type=Path, default=Path(__file__).resolve().parents[2]
                     / "shared" / "corpus" / "feeds" / "real")
     args = ap.parse_args()
+    global MODEL_FROM
+    MODEL_FROM = args.model
     logging.getLogger("monitor").setLevel(logging.ERROR)  # set-aside hosts are expected here
     pages = find_pages(args.pages)
     if args.light:

@@ -330,3 +330,41 @@ def test_every_feed_that_carried_a_story_is_a_source(project, web, page_html):
     assert len(out["stories"]) == 1
     assert sorted(s["feed"] for s in out["stories"][0]["sources"]) == ["A", "B", "C"]
     assert rows(project.db, "SELECT count(*) FROM sightings") == [(2,)]
+
+
+def test_a_worker_is_sent_the_rules_once_then_named():
+    """A page's job names the rules (a few bytes, not 20 KB or a model's megabytes); a
+    worker that has not compiled them asks for them, and has them from then on."""
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    from dataclasses import replace
+    from functools import partial
+
+    import pytest
+
+    from monitor.models import Entry
+    from monitor.pipeline.workers import extract_job
+    from monitor.scoring import load_rules
+    from monitor.scoring.rules import RulesMissing
+
+    from .helpers import ROOT
+
+    rules = load_rules(ROOT / "config" / "keywords.yaml")
+    html = ("<html><head><title>Police expand facial recognition</title></head><body>"
+            "<article><p>" + "Police switched on facial recognition cameras across the "
+            "city centre. " * 8 + "</p></article></body></html>").encode()
+    entry = Entry(feed_url="https://example.org/f.xml", guid="1", url="https://example.org/1",
+                  title="Police expand facial recognition", summary="", published=None,
+                  author=None)
+    job = partial(extract_job, html, entry.url, "text/html", "utf-8", False)
+    assert len(pickle.dumps(rules.key)) < 200 < 20_000 < len(pickle.dumps(rules))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as one:
+        with pytest.raises(RulesMissing):
+            one.submit(partial(job, rules.key, entry)).result()
+        sent = one.submit(partial(job, rules, entry)).result()
+        named = one.submit(partial(job, rules.key, entry)).result()
+        assert sent.score is not None and sent.score.flagged and named.score == sent.score
+        changed = replace(rules, version="reloaded")  # new rules are asked for again
+        with pytest.raises(RulesMissing):
+            one.submit(partial(job, changed.key, entry)).result()

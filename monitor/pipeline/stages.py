@@ -20,6 +20,7 @@ from ..feeds import parse_feed
 from ..fetch import Fetcher, Response
 from ..models import Article, Entry, Page, ParsedFeed
 from ..scoring import Rules, score
+from ..scoring.rules import RulesMissing
 from ..store import Store
 from .workers import Workers, article_title, extract_job
 
@@ -136,10 +137,16 @@ class Stages:
             except BaseException:
                 slots.release()
                 raise
+        rules = self.rules  # the ones this page started with, even if a reload comes
+        job = partial(extract_job, response.content, response.url, response.content_type,
+                      response.charset, self.settings.extract_fast)
         try:  # the slot is held until the text is out: fetched pages wait in memory
-            return await self.workers.run(partial(
-                extract_job, response.content, response.url, response.content_type,
-                response.charset, self.settings.extract_fast, self.rules, entry), url)
+            if self.workers.executor is None:  # in a thread: the rules themselves
+                return await self.workers.run(partial(job, rules, entry), url)
+            try:  # a worker is sent the rules once, not with every page
+                return await self.workers.run(partial(job, rules.key, entry), url)
+            except RulesMissing:
+                return await self.workers.run(partial(job, rules, entry), url)
         except BrokenProcessPool:
             raise ExtractError(url, "the worker process died on this page") from None
         finally:

@@ -20,6 +20,7 @@ from typing import TypeVar
 from ..copies import signature
 from ..models import Entry, Page
 from ..scoring import Rules, score
+from ..scoring.rules import RulesKey
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
@@ -85,13 +86,17 @@ def _ready(_: int) -> int:
 
 
 def extract_job(content: bytes, url: str, content_type: str, charset: str | None,
-                fast: bool, rules: Rules | None = None, entry: Entry | None = None) -> Page:
+                fast: bool, rules: Rules | RulesKey | None = None, entry: Entry | None = None
+                ) -> Page:
     """A page's job in a worker: its text, the signature that clusters its copies, and with
     *rules* its score as the entry's article (scoring is CPU work too: not on the loop).
-    Imported here, not at the top, so that the main process never loads trafilatura when
-    extraction runs in workers."""
+    Rules by name that this worker lacks raise RulesMissing before any work. Imported here,
+    not at the top, so that the main process never loads trafilatura when extraction runs
+    in workers."""
     from ..extract import extract_page
 
+    if isinstance(rules, RulesKey):
+        rules = rules.resolve()
     page = extract_page(content, url, content_type, charset, fast)
     page = replace(page, signature=signature(page.text))
     if rules is not None and entry is not None:

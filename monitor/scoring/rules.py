@@ -155,8 +155,32 @@ class Rules:
     _packed: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _learned_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
+    @property
+    def key(self) -> RulesKey:
+        """These rules by name, for jobs to a worker that has them already."""
+        return RulesKey(f"{self.version}:{self.learned.model_id if self.learned else 0}")
 
-_COMPILED: dict[str, Rules] = {}  # in a worker: rules by version (a reload adds one)
+
+class RulesMissing(Exception):  # noqa: N818 - a request, not a failure: send the rules
+    """A worker was given rules by name (RulesKey) that it has not compiled yet."""
+
+
+@dataclass(frozen=True)
+class RulesKey:
+    """Rules by version and model, as a page's job carries them once a worker has them: the
+    rules themselves are 20 KB a job, and 3 MB with a model of 50,000 terms."""
+
+    name: str
+
+    def resolve(self) -> Rules:
+        """The rules this worker compiled under this name; RulesMissing if it has none."""
+        rules = _COMPILED.get(self.name)
+        if rules is None:
+            raise RulesMissing(self.name)
+        return rules
+
+
+_COMPILED: dict[str, Rules] = {}  # in a worker: rules by version and model (RulesKey.name)
 
 
 def _compiled(version: str, packed: bytes, model_id: int = 0, learned: bytes = b"") -> Rules:
