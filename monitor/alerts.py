@@ -15,6 +15,7 @@ from typing import Any
 from .config import AlertRule, expand_env
 from .digest.build import excerpt, safe_url, without_headline
 from .models import AlertMessage
+from .scoring.explain import learned_why
 
 log = logging.getLogger("monitor.alerts")
 BACKOFF = (60, 300, 900, 3600, 3600, 3600, 3600)  # seconds before each new try; then given up
@@ -51,6 +52,8 @@ def story_message(story: dict[str, Any]) -> tuple[str, str]:
         if m["contribution"] > 0 and m["term"] not in terms:
             terms.append(m["term"])
     lines = [f"score {story['score']:.1f} · matched: {plain(', '.join(terms[:8]))}"]
+    if story.get("learned"):
+        lines.append(plain(learned_why(story["learned"])))
     tags = "; ".join(f"{kind}: {', '.join(values)}" for kind, values in
                      sorted(story["tags"].items()) if values)
     if tags:

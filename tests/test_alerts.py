@@ -297,3 +297,19 @@ def test_two_processes_never_deliver_the_same_alert(project, web, httpserver: HT
     outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert sorted(outputs) == ["(0, 0)", "(3, 0)"], outputs
     assert len(posts(httpserver)) == 3
+
+
+def test_an_alert_says_what_was_learned_when_it_decided():
+    from monitor.alerts import story_message
+
+    story = {"title": "Zorblax comes to the harbour", "url": "https://example.org/z",
+             "feed_name": "Harbour news", "score": 3.4, "tags": {}, "text": "Zorblax starts.",
+             "matches": [{"term": "residents", "concept": "public_space", "field": "lead",
+                          "count": 2, "contribution": 3.4}],
+             "learned": {"logit": 4.3, "labels": 48, "rules_flagged": False,
+                         "terms": [["rules:score", 2.1], ["zorblax", 0.7], ["council", -0.1]]}}
+    _, body = story_message(story)
+    assert "learned from 48 labels: +4.3 (the rules' score, zorblax); the rules alone: not " \
+           "flagged" in body
+    _, rules_only = story_message({**story, "learned": None})
+    assert "learned" not in rules_only

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from ..scoring.explain import feature_words
+from ..scoring.explain import learned_why
 from ..scoring.text import normalize
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
@@ -65,16 +65,7 @@ class Story:
     def learned_why(self) -> str:
         """The learned part of why, when a model decided: "learned from 212 labels: +3.1
         (unveiled, cameras detect, morality police); the rules alone: not flagged"."""
-        if not self.learned:
-            return ""
-        logit = self.learned["logit"]
-        pushed = [feature_words(name) for name, part in self.learned["terms"]
-                  if (part > 0) == (logit > 0)][:4]
-        rules_flagged = self.learned.get("rules_flagged")
-        alone = "" if rules_flagged is None else "flagged" if rules_flagged else "not flagged"
-        return (f"learned from {self.learned['labels']} labels: {logit:+.1f}"
-                + (f" ({', '.join(pushed)})" if pushed else "")
-                + (f"; the rules alone: {alone}" if alone else ""))
+        return learned_why(self.learned)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from typing import Any
 
 from ..models import Score
 from .rules import Rules
@@ -22,6 +23,22 @@ def feature_words(name: str) -> str:
     """A learned model's feature as a reader says it: a term, a concept, the rules' verdict."""
     return {"rules:score": "the rules' score", "rules:flagged": "the rules' verdict"}.get(
         name, name.removeprefix("concept:").replace("_", " "))
+
+
+def learned_why(learned: dict[str, Any] | None) -> str:
+    """The learned part of why a stored article was (not) flagged, from its `learned` column:
+    "learned from 212 labels: +3.1 (unveiled, cameras detect, morality police); the rules
+    alone: not flagged"; "" when the rules alone decided."""
+    if not learned:
+        return ""
+    logit = learned["logit"]
+    pushed = [feature_words(name) for name, part in learned["terms"]
+              if (part > 0) == (logit > 0)][:4]
+    rules_flagged = learned.get("rules_flagged")
+    alone = "" if rules_flagged is None else "flagged" if rules_flagged else "not flagged"
+    return (f"learned from {learned['labels']} labels: {logit:+.1f}"
+            + (f" ({', '.join(pushed)})" if pushed else "")
+            + (f"; the rules alone: {alone}" if alone else ""))
 
 
 def role_scores(score: Score, rules: Rules) -> dict[str, float]:

@@ -29,7 +29,7 @@ class AlertsMixin(StoreBase):
         """Stories flagged since *since* that the rule has not considered: the best-scoring
         flagged copy of each."""
         sql = """SELECT a.id, a.cluster_id AS story, a.title, a.url, a.feed_url, a.score,
-                        a.matches, a.tags, a.text, a.flagged_at,
+                        a.matches, a.tags, a.learned, a.text, a.flagged_at,
                         coalesce(f.name, a.feed_url) AS feed_name
                  FROM articles a LEFT JOIN feeds f ON f.url = a.feed_url
                  WHERE +a.flagged = 1 AND a.flagged_at >= ? AND a.cluster_id IS NOT NULL
