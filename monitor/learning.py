@@ -16,6 +16,7 @@ from .models import ScoreUpdate
 from .scoring import Rules, score
 from .scoring.learn import Labelled
 from .scoring.suggest import Edit, Quality
+from .scoring.suggest import suggest as edits_from_labels
 from .store import Store
 
 
@@ -119,9 +120,7 @@ def suggest(store: Store, rules: Rules, limit: int) -> tuple[Quality, list[Sugge
     """Edits to the keywords that the labels argue for (scoring/suggest.py), each with what
     it would change among the stored articles, by the rules alone (as `rescore --dry-run`
     counts, before labels): how many it would flag and unflag, of how many it touches."""
-    from .scoring.suggest import suggest as from_labels
-
-    base, edits = from_labels(labelled(store), rules, limit)
+    base, edits = edits_from_labels(labelled(store), rules, limit)
     alone = replace(rules, learned=None)
     out = []
     for edit in edits:
