@@ -29,8 +29,10 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ from loopweb import LoopWeb, find_pages, read_page  # noqa: E402
 from monitor.config import FeedConfig, Paths, Settings  # noqa: E402
 from monitor.core import Monitor, load_config  # noqa: E402
 from monitor.models import CycleSummary, FeedResult  # noqa: E402
-from monitor.pipeline import make_executor  # noqa: E402
+from monitor.pipeline import Workers  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -135,25 +137,33 @@ def ceiling(pages: list[Path], count: int, fast: bool, exclude: set[int]) -> flo
     same preload, one worker per core), started before the clock."""
     bodies = [read_page(p) for p in pages]
     jobs = [bodies[i % len(bodies)] for i in range(count)]
-    pool = make_executor(os.cpu_count() or 1)
+    return asyncio.run(_ceiling(bodies, jobs, fast, exclude))
+
+
+async def _ceiling(bodies: list[bytes], jobs: list[bytes], fast: bool,
+                   exclude: set[int]) -> float:
+    pool = Workers(os.cpu_count() or 1)
     try:
-        list(pool.map(_extract, bodies[:4], [fast] * 4))  # start the workers first
+        await pool.start()
+        await asyncio.gather(*(pool.run(partial(_extract, b, fast), "warm-up")
+                               for b in bodies[:4]))
         sampler = Sampler(exclude)  # as in the cycle: it costs a little CPU
         sampler.start()
         watched = exclude | {sampler.pid}
         cpu0 = cpu_and_rss(family(os.getpid(), watched))[0]
         stat0 = machine_times()
         started = time.perf_counter()
-        list(pool.map(_extract, jobs, [fast] * len(jobs), chunksize=4))
+        await asyncio.gather(*(pool.run(partial(_extract, b, fast), "page") for b in jobs))
         wall = time.perf_counter() - started
         cpu = cpu_and_rss(family(os.getpid(), watched))[0] - cpu0
         peak = sampler.stop()
+        count = len(jobs)
         print(f"  ceiling run: {count / wall:.1f} pages/s, {cpu / count * 1000:.0f} ms of CPU "
               f"per page, {cpu / wall / (os.cpu_count() or 1):.0%} of the cores, peak memory "
               f"{peak / 2**20:.0f} MiB; {machine_use(stat0, machine_times())}")
         return count / wall
     finally:
-        pool.shutdown()
+        pool.close()
 
 
 def _extract(body: bytes, fast: bool) -> int:
@@ -251,6 +261,22 @@ async def _cycle(monitor: Monitor, web: LoopWeb, args: argparse.Namespace,
             "refetched": counts.get("page", 0), "not_modified": counts.get("304", 0)}
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, by its name (pool threads summed
+    under their prefix), from /proc: where the main process's CPU goes."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        name = name.rstrip("_0123456789") if "_" in name else name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
 def timed_poll(monitor: Monitor, watch: set[str]) -> tuple[float, float, CycleSummary]:
     """One cycle with the workers started first: (seconds until every feed in *watch* had
     its result, seconds for the whole cycle, summary)."""
@@ -263,9 +289,11 @@ def timed_poll(monitor: Monitor, watch: set[str]) -> tuple[float, float, CycleSu
             def seen(result: FeedResult) -> None:
                 if result.url in watch:
                     done.append(time.perf_counter() - started)
-            cpu = sum(os.times()[:2])
+            cpu, threads = sum(os.times()[:2]), thread_cpu()
             summary = await monitor.poll_async(seen, pipeline=pipeline)
             summary.main_cpu = sum(os.times()[:2]) - cpu  # type: ignore[attr-defined]
+            summary.threads = {  # type: ignore[attr-defined]
+                name: spent - threads.get(name, 0.0) for name, spent in thread_cpu().items()}
             return max(done, default=0.0), time.perf_counter() - started, summary
     return asyncio.run(run())
 
@@ -279,8 +307,16 @@ def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
     try:
         before = ceiling(pages, total, args.fast, exclude)
         with bench_monitor(web.feeds, 16, args.per_host, args.fast) as monitor:
+            others, machine0 = cpu_and_rss(family(os.getpid(), exclude))[0], machine_times()
+            web0 = cpu_and_rss(family(web.proc.pid, set()))[0]
             _, wall, summary = timed_poll(monitor, set())
             main_cpu = summary.main_cpu  # type: ignore[attr-defined]
+            # the workers (and the forkserver) alone: the family's CPU less this process's
+            workers = cpu_and_rss(family(os.getpid(), exclude))[0] - others - main_cpu
+            served = cpu_and_rss(family(web.proc.pid, set()))[0] - web0
+            use = machine_use(machine0, machine_times())
+            per = {n: c / max(summary.new_articles, 1) * 1000  # type: ignore[attr-defined]
+                   for n, c in summary.threads.items()}  # type: ignore[attr-defined]
             stored = monitor.article_count()
         after = ceiling(pages, total, args.fast, exclude)
     finally:
@@ -290,7 +326,12 @@ def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
             f"{args.per_host}): {stored} articles in {wall:.1f}s = {rate:.1f}/s against a "
             f"ceiling of {roof:.1f} pages/s ({before:.1f} before, {after:.1f} after): ratio "
             f"{rate / roof:.2f}; the main process {main_cpu / max(stored, 1) * 1000:.1f} ms of "
-            f"CPU per article ({main_cpu:.1f} s); {summary.line()}")
+            f"CPU per article ({main_cpu:.1f} s: "
+            + ", ".join(f"{n} {ms:.2f}" for n, ms in sorted(per.items(), key=lambda i: -i[1])
+                        if ms >= 0.01)
+            + f" ms by thread); the workers {workers / max(stored, 1) * 1000:.1f} ms per "
+            f"article, the loopback web {served / max(stored, 1) * 1000:.1f} ms; {use}; "
+            f"{summary.line()}")
 
 
 def shape_dead(args: argparse.Namespace, pages: list[Path]) -> str:

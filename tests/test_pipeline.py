@@ -267,7 +267,7 @@ def test_a_pipeline_kept_across_polls_starts_its_workers_once(project, web, page
     async def run() -> tuple[set[int], set[int], list[str]]:
         async with monitor.pipeline() as pipeline:
             await pipeline.start()
-            workers = {p.pid for p in pipeline.workers.executor._processes.values()}  # type: ignore
+            workers = pipeline.workers.pids()
             assert len(workers) == 2
             lines = [(await monitor.poll_async(pipeline=pipeline)).line(),
                      (await monitor.poll_async(pipeline=pipeline)).line()]
@@ -344,7 +344,7 @@ def test_a_worker_is_sent_the_rules_once_then_named():
     import pytest
 
     from monitor.models import Entry
-    from monitor.pipeline.workers import extract_job
+    from monitor.pipeline.jobs import extract_job
     from monitor.scoring import load_rules
     from monitor.scoring.rules import RulesMissing
 

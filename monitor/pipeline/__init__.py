@@ -3,6 +3,6 @@
 
 from .cycle import Pipeline, open_pipeline
 from .stages import CLUSTER_DAYS
-from .workers import WORKER_JOBS, make_executor
+from .workers import WORKER_JOBS, Workers
 
-__all__ = ["CLUSTER_DAYS", "WORKER_JOBS", "Pipeline", "make_executor", "open_pipeline"]
+__all__ = ["CLUSTER_DAYS", "WORKER_JOBS", "Pipeline", "Workers", "open_pipeline"]

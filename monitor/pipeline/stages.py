@@ -22,7 +22,8 @@ from ..models import Article, Entry, Page, ParsedFeed
 from ..scoring import Rules, score
 from ..scoring.rules import RulesMissing
 from ..store import Store
-from .workers import Workers, article_title, extract_job
+from .jobs import article_title, extract_job
+from .workers import Workers
 
 log = logging.getLogger("monitor.pipeline")
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
@@ -141,7 +142,7 @@ class Stages:
         job = partial(extract_job, response.content, response.url, response.content_type,
                       response.charset, self.settings.extract_fast)
         try:  # the slot is held until the text is out: fetched pages wait in memory
-            if self.workers.executor is None:  # in a thread: the rules themselves
+            if self.workers.in_threads:  # in a thread: the rules themselves
                 return await self.workers.run(partial(job, rules, entry), url)
             try:  # a worker is sent the rules once, not with every page
                 return await self.workers.run(partial(job, rules.key, entry), url)

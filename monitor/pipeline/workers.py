@@ -1,55 +1,53 @@
-"""The extraction workers: a process pool sized to the cores, started ahead of its first job,
-watched by its workers (they exit with the process that owns them), replaced when one dies or
-after many jobs. Jobs are pure functions: parse a feed, extract and score a page."""
+"""The extraction workers: processes forked from a forkserver that has imported and warmed
+trafilatura, started ahead of their first job, each fed over a socket of its own by the event
+loop: a job is one write, its result one read. A worker exits with the process that owns it,
+is replaced alone when it dies (only its own jobs fail) and after WORKER_JOBS jobs. Jobs are
+pure functions (monitor.pipeline.jobs): parse a feed, extract and score a page.
+
+Not concurrent.futures' ProcessPoolExecutor: its manager and queue-feeder threads, their
+wake-up pipe and the futures chained back to the loop cost this process about 0.8 ms of CPU
+per job (scripts/bench_jobs.py), a fifth of all it spent per article of a cycle.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
 import select
+import signal
+import socket
+import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
-from typing import TypeVar
-
-from ..copies import signature
-from ..models import Entry, Page
-from ..scoring import Rules, score
-from ..scoring.rules import RulesKey
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
 
-# The pool is replaced after this many jobs per worker, so that whatever a parser leaks or
-# fragments is handed back. Rarely: fresh workers ran about a tenth slower over their first
-# few hundred pages (replacing them every 500 jobs cost 10% of a cycle's throughput), and a
-# worker's memory stayed flat over 3,000 pages. Not with the pool's own max_tasks_per_child:
-# on Python 3.11 to 3.13 a worker that exits at that limit may never be replaced, and the
-# pool then hangs with work queued (CPython gh-115634).
+# A worker is replaced after this many jobs, so that whatever a parser leaks or fragments is
+# handed back. Rarely: fresh workers ran about a tenth slower over their first few hundred
+# pages (replacing them every 500 jobs cost 10% of a cycle's throughput), and a worker's
+# memory stayed flat over 3,000 pages.
 WORKER_JOBS = 10_000
-
-
-def make_executor(workers: int) -> Executor | None:
-    """A process pool for extraction; None means extract in a thread of this process."""
-    workers = workers or os.cpu_count() or 1
-    if workers <= 1:
-        return None
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["monitor.pipeline.workers", "monitor.preload"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                               initializer=watch_parent, initargs=(os.getpid(),))
-
+QUEUED = 2  # jobs given to a worker at once: one running, the next ready when it ends
+JOIN_SECONDS = 10.0  # a closing worker's time to finish the job it is running
+_SIZE = struct.Struct("!Q")  # each message: its length, then the pickle
 
 
 def watch_parent(pid: int) -> None:
-    """In each worker: exit as soon as the process that owns the pool is gone. A parent killed
-    with -9 cannot shut its pool down, and a worker waiting for jobs would wait for ever (it
-    holds the writing end of its own job queue, so it never sees the end of it)."""
+    """In each worker: exit as soon as the process that owns it is gone, even in the middle
+    of a long job (a parent killed with -9 cannot stop its workers; its socket's end reaches a
+    worker only when it next waits for a job)."""
     def watch() -> None:
         try:
             fd = os.pidfd_open(pid)
@@ -68,132 +66,283 @@ def watch_parent(pid: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-
-def start_workers(executor: Executor, workers: int, retired: Executor | None = None) -> None:
-    """Start every worker now (and the forkserver, whose first start imports and warms
-    trafilatura for a second or two): the pool otherwise starts them on submit, and a submit
-    from the event loop would hold up every fetch meanwhile. A retired pool finishes its
-    queued jobs first, so that no more than one pool's workers are ever alive."""
-    if retired is not None:
-        retired.shutdown(wait=True)
-    list(executor.map(_ready, range(workers)))
-
-
-
-def _ready(_: int) -> int:
-    return os.getpid()
-
-
-
-def extract_job(content: bytes, url: str, content_type: str, charset: str | None,
-                fast: bool, rules: Rules | RulesKey | None = None, entry: Entry | None = None
-                ) -> Page:
-    """A page's job in a worker: its text, the signature that clusters its copies, and with
-    *rules* its score as the entry's article (scoring is CPU work too: not on the loop).
-    Rules by name that this worker lacks raise RulesMissing before any work. Imported here,
-    not at the top, so that the main process never loads trafilatura when extraction runs
-    in workers."""
-    from ..extract import extract_page
-
-    if isinstance(rules, RulesKey):
-        rules = rules.resolve()
-    page = extract_page(content, url, content_type, charset, fast)
-    page = replace(page, signature=signature(page.text))
-    if rules is not None and entry is not None:
-        page = replace(page, score=score(rules, article_title(entry, page), page.text))
-    return page
+def serve(sock: socket.socket, owner: int) -> None:
+    """A worker's life: run each job it is sent, in order, and send back its outcome, until
+    its socket ends (the owner closed it) or it is sent None (retired). Ctrl-C is for the
+    owner, which stops its workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(owner)
+    with sock, contextlib.suppress(OSError):  # a socket reset: the owner is gone
+        while (data := _receive(sock)) is not None:
+            job = pickle.loads(data)
+            if job is None:
+                return
+            try:
+                outcome: tuple[bool, object] = (True, job())
+            except Exception as exc:  # noqa: BLE001 - every failure goes back to its caller
+                outcome = (False, exc)
+            try:
+                result = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - an outcome that cannot be pickled
+                result = pickle.dumps((False, RuntimeError(
+                    f"a worker's result could not be sent back: {exc!r}"[:500])))
+            sock.sendall(_SIZE.pack(len(result)) + result)
 
 
+def _receive(sock: socket.socket) -> bytearray | None:
+    """One message, or None at the end of the socket."""
+    size = _exactly(sock, _SIZE.size)
+    return None if size is None else _exactly(sock, _SIZE.unpack(size)[0])
 
-def article_title(entry: Entry, page: Page | None) -> str:
-    """The feed's title, unless it is missing or only the link; then the page's."""
-    if entry.title and entry.title != entry.url:
-        return entry.title
-    return page.title if page and page.title else entry.title
 
+def _exactly(sock: socket.socket, size: int) -> bytearray | None:
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            return None
+        got += n
+    return buf
+
+
+def _context() -> Any:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["monitor.pipeline.workers", "monitor.pipeline.jobs",
+                               "monitor.preload"])
+    return ctx
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    sock: socket.socket
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    waiting: deque[tuple[asyncio.Future[Any], str]] = field(default_factory=deque)
+    jobs: int = 0  # sent to it so far
+    retiring: bool = False  # sent None: it ends after the jobs it has
+    reading: asyncio.Task[None] | None = None
+    stopped: bool = False
 
 
 class Workers:
-    """The pool and its lifecycle: run() a job in it (or in a thread when there is one core
-    or fewer workers are asked for)."""
+    """The worker processes and their lifecycle: run() a job in one of them (or in a thread
+    when there is one core or fewer workers are asked for)."""
 
     def __init__(self, workers: int) -> None:
         self.count = workers or os.cpu_count() or 1
-        self.executor = make_executor(self.count)
-        self._started: asyncio.Future[None] | None = None  # the pool's workers, started once
-        self._retired: Executor | None = None  # the previous pool, finishing its queued jobs
-        self._jobs = 0  # given to this pool
+        self._live: list[_Worker] = []
+        self._starting: asyncio.Task[None] | None = None
+        self._room = asyncio.Semaphore(QUEUED * self.count)
+        self._closed = False
+
+    @property
+    def in_threads(self) -> bool:
+        return self.count <= 1
+
+    def pids(self) -> set[int]:
+        return {w.process.pid for w in self._live if w.process.pid is not None}
 
     def resize(self, workers: int) -> bool:
-        """A new number of workers replaces the pool (the old one finishes its queued jobs
-        first); False when the number is the same."""
+        """A new number of workers: more are started on the next job, those beyond it finish
+        the jobs they have first; False when the number is the same."""
         workers = workers or os.cpu_count() or 1
         if workers == self.count:
             return False
-        self.count, retired = workers, self.executor
-        self.executor = make_executor(workers)
-        self._started, self._jobs = None, 0
-        if retired is not None and self.executor is not None and self._retired is None:
-            self._retired = retired  # shut down before the next pool starts
-        elif retired is not None:
-            retired.shutdown(wait=False)  # its running jobs still finish
+        self.count = workers
+        self._room = asyncio.Semaphore(QUEUED * workers)
+        for worker in self._serving()[workers if workers > 1 else 0:]:
+            self._retire(worker)
         return True
 
     async def start(self) -> None:
-        """Start the worker pool now and wait for it; otherwise it starts on the first job.
-        A service starts it once, so its polls never wait for workers."""
-        if self.executor is not None:
+        """Start the workers now and wait for them; otherwise they start on the first job.
+        A service starts them once, so its polls never wait for workers."""
+        if not self.in_threads:
             try:
-                await self._pool()
+                await self._start_missing()
             except BrokenProcessPool:
-                pass  # logged; the first job starts another pool
+                pass  # logged; the first job tries again
 
     async def run(self, job: Callable[[], T], what: str) -> T:
-        """Run a pure, CPU-bound job in the worker pool, or in a thread when there is none.
-        Raises BrokenProcessPool when a worker died on it (a crash in a parser, the OOM
-        killer); the pool is then replaced, once per breakage."""
-        if self.executor is None:
+        """Run a pure, CPU-bound job in a worker, or in a thread when there are none. Raises
+        BrokenProcessPool when its worker died on it (a crash in a parser, the OOM killer);
+        that worker is replaced."""
+        if self.in_threads:
             return await asyncio.to_thread(job)
-        if self._jobs >= WORKER_JOBS * self.count and self._started and self._started.done():
-            # retire this pool: it finishes its queued jobs before the next one starts
-            self._retired, self.executor = self.executor, make_executor(self.count)
-            self._started, self._jobs = None, 0
-        self._jobs += 1
-        executor = await self._pool()
+        async with self._room:
+            worker = await self._worker()
+            data = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+            done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            worker.waiting.append((done, what))
+            worker.jobs += 1
+            worker.writer.write(_SIZE.pack(len(data)) + data)
+            if worker.jobs >= WORKER_JOBS:
+                self._retire(worker)
+            return await done
+
+    def _serving(self) -> list[_Worker]:
+        return [w for w in self._live if not w.retiring]
+
+    async def _worker(self) -> _Worker:
+        """The serving worker with the fewest jobs; missing ones are started meanwhile."""
+        while True:
+            serving = self._serving()
+            if len(serving) < self.count:
+                starting = self._start_missing()
+                if not serving:
+                    await starting
+                    continue
+            return min(serving, key=lambda w: len(w.waiting))
+
+    def _start_missing(self) -> asyncio.Future[None]:
+        """Start the workers missing, once however many callers ask; a caller cancelled
+        while it waits does not cancel the start."""
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._start(self.count - len(self._serving())))
+        return asyncio.shield(self._starting)
+
+    async def _start(self, missing: int) -> None:
+        # in a thread: the forkserver's first start imports and warms trafilatura for a
+        # second or two, and the loop has fetches to serve meanwhile
+        spawning = _SPAWNER.submit(_spawn, missing, os.getpid())
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, job)
-        except BrokenProcessPool:
-            self._replace(executor, what)
+            started = await asyncio.wrap_future(spawning)
+        except asyncio.CancelledError:  # closed meanwhile: what starts is stopped
+            spawning.add_done_callback(_discard)
+            raise
+        except (OSError, RuntimeError) as exc:
+            log.error("worker processes could not be started", extra={"outcome": str(exc)})
+            raise BrokenProcessPool(f"worker processes could not be started: {exc}") from None
+        workers: list[_Worker] = []
+        try:
+            for process, sock in started:
+                reader, writer = await asyncio.open_connection(sock=sock)
+                workers.append(_Worker(process, sock, reader, writer))
+        except BaseException:
+            _stop(workers)
+            _stop_processes(started[len(workers):])
+            raise
+        if self._closed:
+            _stop(workers)
+            return
+        for worker in workers:
+            self._live.append(worker)
+            worker.reading = asyncio.ensure_future(self._read(worker))
+        for worker in self._serving()[self.count:]:  # fewer were asked for meanwhile
+            self._retire(worker)
+
+    async def _read(self, worker: _Worker) -> None:
+        """Hand each outcome to its job's caller, in the order the jobs were sent."""
+        try:
+            while True:
+                size = _SIZE.unpack(await worker.reader.readexactly(_SIZE.size))[0]
+                data = await worker.reader.readexactly(size)
+                done, what = worker.waiting.popleft()
+                if done.cancelled():  # its caller gave up on it (a poll's deadline)
+                    continue
+                try:
+                    ok, value = pickle.loads(data)
+                except Exception as exc:  # noqa: BLE001 - e.g. an exception class that
+                    done.set_exception(RuntimeError(  # does not rebuild from its args
+                        f"{what}: a worker's result could not be read: {exc!r}"[:500]))
+                    continue
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self._gone(worker)  # the worker ended: retired, closed, or dead
+        except asyncio.CancelledError:  # the loop is ending without close()
+            self._gone(worker, quiet=True)
             raise
 
-    async def _pool(self) -> Executor:
-        """The current pool once its workers have started (it may be replaced meanwhile)."""
-        while True:
-            assert self.executor is not None  # run() and start() come here with a pool
-            if self._started is None:
-                retired, self._retired = self._retired, None
-                self._started = asyncio.ensure_future(
-                    asyncio.to_thread(start_workers, self.executor, self.count, retired))
-            started, executor = self._started, self.executor
-            try:
-                await asyncio.shield(started)
-            except BrokenProcessPool:
-                self._replace(executor, "starting the workers")
-                raise
-            if started is self._started:
-                return executor
+    def _gone(self, worker: _Worker, quiet: bool = False) -> None:
+        if worker in self._live:
+            self._live.remove(worker)
+        _stop([worker], wait=False)
+        if quiet or self._closed or (worker.retiring and not worker.waiting):
+            return
+        what = worker.waiting[0][1] if worker.waiting else "waiting for a job"
+        log.error("worker process died; pool replaced", extra={"outcome": what})
+        while worker.waiting:
+            done, what = worker.waiting.popleft()
+            if not done.done():
+                done.set_exception(BrokenProcessPool(f"{what}: the worker process died"))
 
-    def _replace(self, executor: Executor | None, what: str) -> None:
-        if self.executor is executor and executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = make_executor(self.count)
-            self._started, self._jobs = None, 0
-            log.error("worker process died; pool replaced", extra={"outcome": what})
+    def _retire(self, worker: _Worker) -> None:
+        """No more jobs for *worker*: it ends after those it has; another is started."""
+        worker.retiring = True
+        data = pickle.dumps(None)
+        worker.writer.write(_SIZE.pack(len(data)) + data)
 
     def close(self) -> None:
-        if self._started is not None and not self._started.done():
-            self._started.cancel()  # its thread may fail on the pool shut down below
-        for pool in (self._retired, self.executor):
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        self._retired = self.executor = None
+        """Stop the workers: each finishes the job it is running (JOIN_SECONDS at most);
+        jobs not begun are cancelled."""
+        self._closed = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        workers, self._live = self._live, []
+        for worker in workers:
+            for done, _ in worker.waiting:
+                done.cancel()
+        _stop(workers)
+
+
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="monitor-spawn")
+
+
+def _discard(spawning: Future[list[tuple[BaseProcess, socket.socket]]]) -> None:
+    if not spawning.cancelled() and spawning.exception() is None:
+        _stop_processes(spawning.result())
+
+
+def _spawn(count: int, owner: int) -> list[tuple[BaseProcess, socket.socket]]:
+    ctx, started = _context(), []
+    try:
+        for _ in range(count):
+            ours, theirs = socket.socketpair()
+            process = ctx.Process(target=serve, args=(theirs, owner), daemon=True,
+                                  name="monitor-worker")
+            try:
+                process.start()
+            finally:
+                theirs.close()
+            started.append((process, ours))
+    except BaseException:
+        _stop_processes(started)
+        raise
+    return started
+
+
+def _stop(workers: list[_Worker], wait: bool = True) -> None:
+    """End the workers' sockets (a worker sees the end and exits once its job is done) and
+    reap them: now, or in a thread when *wait* is false."""
+    workers = [w for w in workers if not w.stopped]
+    for worker in workers:
+        worker.stopped = True
+        try:
+            worker.writer.transport.abort()
+        except RuntimeError:  # its loop is closed already
+            pass
+        try:
+            worker.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    processes = [(w.process, w.sock) for w in workers]
+    if wait:
+        _stop_processes(processes)
+    else:
+        threading.Thread(target=_stop_processes, args=(processes,), daemon=True).start()
+
+
+def _stop_processes(started: list[tuple[BaseProcess, socket.socket]]) -> None:
+    deadline = time.monotonic() + JOIN_SECONDS
+    for process, sock in started:
+        sock.close()
+        process.join(max(deadline - time.monotonic(), 0.0))
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+        process.close()
