@@ -209,6 +209,9 @@ def _articles(store, rows):
         "VALUES (?, ?, ?, 'http://f/', 't', ?, ?, ?)",
         [(i, f"http://f/{i}", f"g{i}", text, signature(text) if text else None, iso(at))
          for i, at, text in rows])
+    store.db.conn.executemany(  # the search index, as the store's add_articles keeps it
+        "INSERT INTO articles_fts (rowid, title, text) VALUES (?, 't', ?)",
+        [(i, text) for i, _, text in rows])
     store.db.conn.commit()
 
 

@@ -221,3 +221,45 @@ def test_entries_claimed_by_a_poll_whose_write_failed_are_fetched_next_time(proj
     assert second.status == "ok" and second.new_articles == 1, second
     assert rows(project.db, "SELECT count(*) FROM articles WHERE feed_url = ?",
                 web.url("/b.xml")) == [(1,)]
+
+
+def test_the_search_index_follows_every_write_of_the_store(tmp_path):
+    """New articles enter the search index in one statement per feed (no trigger per row):
+    after adding, skipping what is stored already, a page that arrives late and old texts
+    dropped, FTS5's own check against the articles table passes and each story is found."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.models import Article, Entry, Score
+    from monitor.store import Store
+
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    store = Store(tmp_path / "m.db")
+    store.db.conn.execute("INSERT INTO feeds (url, name) VALUES ('a', 'A'), ('b', 'B')")
+    store.db.conn.commit()
+
+    def article(feed: str, n: int, text: str) -> Article:
+        entry = Entry(feed_url=feed, guid=str(n), url=f"u{n}", title=f"Story {n}", summary="",
+                      author=None, published=None)
+        return Article(entry=entry, text=text, title=entry.title, author=None, published=None,
+                       language=None, extract_error=None)
+
+    added = store.add_articles([article("a", n, distinct_text(n)) for n in range(1, 6)]
+                               + [article("a", 9, "监控摄像头 cameras")], now, now)
+    assert len(added) == 6
+    # the same guids again and another feed carrying u1: nothing new, nothing indexed twice
+    assert store.add_articles([article("a", 2, "x"), article("b", 1, "y")], now, now) == []
+    first = added[0][0]
+    late = replace(article("a", 1, "a late page about licence plate readers"),
+                   score=Score(score=0.0, flagged=False))
+    store.page_arrived(late, first, now)
+    assert [r["url"] for r in store.search("licence plate")[1]] == ["u1"]
+    assert store.drop_old_text(now + timedelta(days=1)) == 6
+    store.add_articles([article("a", 7, "facial recognition at the station")],
+                       now + timedelta(days=2), now)
+    store.db.conn.execute("INSERT INTO articles_fts (articles_fts, rank) "
+                          "VALUES ('integrity-check', 1)")
+    assert [r["url"] for r in store.search("recognition")[1]] == ["u7"]
+    assert [r["url"] for r in store.search("Story 9")[1]] == ["u9"]  # its title is kept
+    assert store.search("摄像")[0] == 0  # its text was dropped with its CJK
+    store.close()

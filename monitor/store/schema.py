@@ -360,3 +360,11 @@ def m021_learned_part(db: Database) -> None:
     "why"."""
     if "learned" not in db.table("articles").columns_dict:
         db.table("articles").add_column("learned", str)
+
+
+@migrations()
+def m022_articles_indexed_by_the_store(db: Database) -> None:
+    """New articles enter the search index in one statement per transaction (add_articles),
+    not through a trigger per row: FTS5 wrote a segment for each. Updates and deletes keep
+    their triggers."""
+    db.execute("DROP TRIGGER IF EXISTS articles_ai")
