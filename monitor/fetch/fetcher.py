@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import Blocked, FetchError, InvalidLink, SetAside, TooLarge
 from .limits import Decoder, decoded
 from .policy import is_global, request_url
-from .transport import Transport
+from .transport import Transport, as_httpx_errors
 
 log = logging.getLogger("monitor.fetch")
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -125,8 +125,7 @@ class Fetcher:
         pool = self._pools.get(key)
         if pool is None:
             self._evict(room_for=1)
-            pool = self._pools[key] = _Pool(Transport(self.settings.per_host_limit,
-                                                      is_global if check else None))
+            pool = self._pools[key] = _Pool(Transport(is_global if check else None))
         self._pools.move_to_end(key)
         return pool
 
@@ -194,15 +193,16 @@ class Fetcher:
 
     async def _get(self, url: str, max_bytes: int, trusted: bool, etag: str | None,
                    last_modified: str | None, accept: str) -> Response:
-        headers = {"User-Agent": self.settings.user_agent, "Accept": accept,
-                   "Accept-Encoding": "gzip, deflate, br"}
+        headers = [(b"User-Agent", self.settings.user_agent.encode()),
+                   (b"Accept", accept.encode()), (b"Accept-Encoding", b"gzip, deflate, br")]
         if etag:
-            headers["If-None-Match"] = etag
+            headers.append((b"If-None-Match", etag.encode("latin-1", "replace")))
         if last_modified:
-            headers["If-Modified-Since"] = last_modified
+            headers.append((b"If-Modified-Since", last_modified.encode("latin-1", "replace")))
         try:
             async with asyncio.timeout(self.settings.request_deadline):
-                return await self._follow(url, headers, max_bytes, trusted)
+                with as_httpx_errors():
+                    return await self._follow(url, headers, max_bytes, trusted)
         except Blocked as exc:  # an address refused by the transport, which knew only the host
             raise Blocked(url, exc.reason) from None
         except (httpx.InvalidURL, UnicodeError) as exc:  # a redirect to such a URL
@@ -219,7 +219,7 @@ class Fetcher:
         except httpx.HTTPError as exc:
             raise FetchError(url, _describe(exc)) from None
 
-    async def _follow(self, url: str, headers: dict[str, str], max_bytes: int,
+    async def _follow(self, url: str, headers: list[tuple[bytes, bytes]], max_bytes: int,
                       trusted: bool) -> Response:
         moved_to = None
         current = url
@@ -230,68 +230,80 @@ class Fetcher:
             check = not from_user and not self.allow_private
             if _scheme(url, current) not in ("http", "https"):
                 raise Blocked(url, f"redirect to a non-http(s) URL refused: {current[:200]}")
-            extensions: dict[str, Any] = {"timeout": self._timeout}
-            request = httpx.Request("GET", request_url(current), headers=headers,
-                                    extensions=extensions)
-            if cookies:
-                request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-            pool = self._pool(request.url, check)
+            target = request_url(current)
+            sent = headers if not cookies else [*headers, (b"Cookie", "; ".join(
+                f"{k}={v}" for k, v in cookies.items()).encode("latin-1", "replace"))]
+            pool = self._pool(target, check)
             pool.in_use += 1
             try:
-                r = await pool.transport.handle_async_request(request)
+                answer, connection = await pool.transport.send(target, sent, self._timeout)
                 try:
-                    if r.status_code in REDIRECTS and "location" in r.headers:
-                        permanent_so_far = permanent_so_far and r.status_code in PERMANENT
+                    assert isinstance(answer.stream, AsyncIterable)  # an async connection's
+                    r = _Answer(answer.status, httpx.Headers(answer.headers), answer.stream)
+                    if r.status in REDIRECTS and "location" in r.headers:
+                        permanent_so_far = permanent_so_far and r.status in PERMANENT
                         following = _join(url, current, r.headers["location"])
-                        cookies = _chain_cookies(cookies, r, current, following)
+                        cookies = _chain_cookies(cookies, r.headers, current, following)
                         current = following
                         if permanent_so_far:
                             moved_to = current
                         continue
                     return await self._read(url, current, r, max_bytes, moved_to)
                 finally:
-                    await r.aclose()
+                    await pool.transport.release(answer, connection)
             finally:
                 pool.in_use -= 1
         raise FetchError(url, f"more than {self.settings.max_redirects} redirects")
 
-    async def _read(self, url: str, current: str, r: httpx.Response, max_bytes: int,
+    async def _read(self, url: str, current: str, r: _Answer, max_bytes: int,
                     moved_to: str | None) -> Response:
-        if r.status_code == 304:
-            # no body by definition; reading to its end keeps the connection (straight from
-            # the stream: httpx's decoding and chunking around it cost more than the request)
-            async for _ in r.stream:  # type: ignore[union-attr]
-                pass
+        if r.status == 304:
+            async for _ in r.stream:  # no body by definition; read to its end, the
+                pass  # connection is kept
             return self._response(url, r, b"", moved_to)
-        if r.status_code >= 300 or r.status_code < 200:
-            raise FetchError(url, f"HTTP {r.status_code}", status=r.status_code,
+        if r.status >= 300 or r.status < 200:
+            raise FetchError(url, f"HTTP {r.status}", status=r.status,
                              retry_after=parse_retry_after(r.headers.get("retry-after"),
                                                            cap=self.settings.max_backoff))
         declared = r.headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and "content-encoding" not in r.headers \
                 and int(declared) > max_bytes:
             raise TooLarge(url, f"body of {declared} bytes is over the {max_bytes}-byte cap",
-                           status=r.status_code)
+                           status=r.status)
         chunks, size = [], 0
         decoder = Decoder(url, r.headers.get("content-encoding", ""))
-        async with aclosing(decoded(r, decoder)) as body:
+        async with aclosing(decoded(r.stream, decoder)) as body:
             async for chunk in body:
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(url, f"body over the {max_bytes}-byte cap (decoded)",
-                                   status=r.status_code)
+                                   status=r.status)
                 chunks.append(chunk)
         return self._response(current, r, b"".join(chunks), moved_to)
 
     @staticmethod
-    def _response(url: str, r: httpx.Response, content: bytes, moved_to: str | None) -> Response:
+    def _response(url: str, r: _Answer, content: bytes, moved_to: str | None) -> Response:
         ctype = r.headers.get("content-type", "")
-        return Response(url=url, status=r.status_code, content=content,
+        return Response(url=url, status=r.status, content=content,
                         content_type=ctype.split(";")[0].strip().lower(),
-                        charset=r.charset_encoding if content else None,
+                        charset=_charset(ctype) if content else None,
                         etag=r.headers.get("etag"), last_modified=r.headers.get("last-modified"),
                         moved_to=moved_to)
 
+
+@dataclass
+class _Answer:
+    """A response as it arrives: its status, headers, and body still to read."""
+    status: int
+    headers: httpx.Headers
+    stream: AsyncIterable[bytes]
+
+
+def _charset(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type header, as email.message reads one."""
+    message = Message()
+    message["content-type"] = content_type
+    return message.get_content_charset(failobj=None)
 
 
 def _scheme(url: str, current: str) -> str:
@@ -319,14 +331,14 @@ class _Pool:
 
 
 
-def _chain_cookies(cookies: dict[str, str], r: httpx.Response, current: str,
+def _chain_cookies(cookies: dict[str, str], headers: httpx.Headers, current: str,
                    following: str) -> dict[str, str]:
     """Cookies set by a redirect, sent on the next hop when it stays on the same host. Some
     sites redirect to themselves to test for cookies; nothing is kept beyond the chain."""
     if urlsplit(current).hostname != urlsplit(following).hostname:
         return {}
     out = dict(cookies)
-    for header in r.headers.get_list("set-cookie"):
+    for header in headers.get_list("set-cookie"):
         name, sep, value = header.split(";", 1)[0].partition("=")
         if sep and name.strip():
             out[name.strip()] = value.strip()

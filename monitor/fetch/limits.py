@@ -4,11 +4,10 @@ a compression bomb."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from typing import Any
 
 import brotli
-import httpx
 
 from ..errors import FetchError
 
@@ -60,13 +59,12 @@ class Decoder:
             yield self._zlib.flush()
 
 
-async def decoded(r: httpx.Response, decoder: Decoder) -> AsyncGenerator[bytes, None]:
-    """The body as it arrives, decoded. Straight from the transport's stream: httpx's
+async def decoded(stream: AsyncIterable[bytes], decoder: Decoder
+                  ) -> AsyncGenerator[bytes, None]:
+    """The body as it arrives, decoded. Straight from the connection's stream: httpx's
     aiter_raw() re-chunks and wraps each piece, a fifth of a page's fetch."""
-    assert isinstance(r.stream, httpx.AsyncByteStream)
-    async for raw in r.stream:
+    async for raw in stream:
         for chunk in decoder.decode(raw):
             yield chunk
     for chunk in decoder.flush():
         yield chunk
-

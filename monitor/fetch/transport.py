@@ -1,12 +1,12 @@
-"""The transport under httpx: an httpcore pool whose connections go through netio (asyncio's
-transports, each address judged before it is connected to), with httpcore's errors raised as
-httpx's."""
+"""Keep-alive HTTP/1.1 connections to one origin: httpcore's connections, reaching the
+network through netio (asyncio's transports, each address judged before it is connected to),
+with httpcore's errors raised as httpx's."""
 
 from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import certifi
@@ -15,36 +15,70 @@ import httpx
 
 from .netio import AsyncioBackend
 
+KEEPALIVE = 5.0  # seconds an idle connection is kept
 
-class Transport(httpx.AsyncBaseTransport):
-    """httpx's public custom-transport API around an httpcore pool that reaches the network
-    through asyncio's transports (netio) instead of anyio's. What it does is what httpx's own
-    AsyncHTTPTransport does: requests and responses converted, httpcore's errors raised as
-    httpx's."""
 
-    def __init__(self, connections: int, allow: Callable[[str], bool] | None = None) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_tls(), max_connections=connections,
-            max_keepalive_connections=connections, keepalive_expiry=5.0,
-            network_backend=AsyncioBackend(allow))
+class Transport:
+    """The connections to one origin. The fetcher lets at most per_host_limit requests run on
+    a host at once, so an idle list is all the pooling needed here: httpcore's own
+    AsyncConnectionPool scans its connections and takes its locks on every request, and with
+    httpx's request and response objects around it cost a fifth of a page's fetch."""
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
-                             port=request.url.port, target=request.url.raw_path),
-            headers=request.headers.raw, content=request.stream,
-            extensions=request.extensions)
-        with _as_httpx_errors():
-            response = await self._pool.handle_async_request(core)
-        return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_Stream(response.stream),  # type: ignore[arg-type]
-                              extensions=response.extensions)
+    def __init__(self, allow: Callable[[str], bool] | None = None) -> None:
+        self._backend = AsyncioBackend(allow)
+        self._idle: list[httpcore.AsyncHTTPConnection] = []  # the last used on top
+        self._open: set[httpcore.AsyncHTTPConnection] = set()
+
+    async def send(self, url: httpx.URL, headers: list[tuple[bytes, bytes]],
+                   timeout: dict[str, float | None]
+                   ) -> tuple[httpcore.Response, httpcore.AsyncHTTPConnection]:
+        """GET *url* (its Host header first); the response's body is left to read, then
+        release() it."""
+        request = httpcore.Request(
+            b"GET", httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                                 target=url.raw_path),
+            headers=[(b"Host", url.netloc), *headers], extensions={"timeout": timeout})
+        while True:
+            connection = await self._connection(request.url.origin)
+            try:
+                return await connection.handle_async_request(request), connection
+            except httpcore.ConnectionNotAvailable:  # an idle one the server just closed
+                self._open.discard(connection)
+            except BaseException:
+                self._open.discard(connection)
+                await connection.aclose()
+                raise
+
+    async def release(self, response: httpcore.Response,
+                      connection: httpcore.AsyncHTTPConnection) -> None:
+        """The response closed; its connection kept when it may carry another request (its
+        body was read to the end and the server keeps it alive)."""
+        try:
+            await response.aclose()
+        finally:
+            if connection.is_idle() and connection in self._open:
+                self._idle.append(connection)
+            else:
+                self._open.discard(connection)
+                await connection.aclose()
+
+    async def _connection(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.is_available() and not connection.has_expired():
+                return connection
+            self._open.discard(connection)  # the server closed it, or it idled too long
+            await connection.aclose()
+        connection = httpcore.AsyncHTTPConnection(
+            origin, ssl_context=_tls(), keepalive_expiry=KEEPALIVE,
+            network_backend=self._backend)
+        self._open.add(connection)
+        return connection
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
-
+        connections, self._open, self._idle = self._open, set(), []
+        for connection in connections:
+            await connection.aclose()
 
 
 # most specific first: the first match wins
@@ -63,7 +97,7 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
 
 
 @contextmanager
-def _as_httpx_errors() -> Iterator[None]:
+def as_httpx_errors() -> Iterator[None]:
     try:
         yield
     except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
@@ -72,21 +106,6 @@ def _as_httpx_errors() -> Iterator[None]:
             if isinstance(exc, core):
                 raise ours(str(exc)) from exc
         raise
-
-
-
-class _Stream(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes]) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        if hasattr(self._stream, "aclose"):
-            await self._stream.aclose()
 
 
 
