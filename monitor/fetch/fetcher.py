@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import aclosing, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterable
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
-from email.message import Message
 from email.utils import parsedate_to_datetime
 from time import time
 from urllib.parse import urljoin, urlsplit
@@ -137,13 +136,11 @@ class Fetcher:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    @asynccontextmanager
-    async def turn(self, url: str) -> AsyncIterator[None]:
-        """Wait for room on *url*'s host (per_host_limit), then hold it: a caller that waits
-        here holds nothing else meanwhile, so one host's backlog never keeps another host's
-        requests waiting. Pass ``turn_held=True`` to get() inside it."""
-        async with self._hosts[request_url(url).host]:
-            yield
+    def turn(self, url: str) -> asyncio.Semaphore:
+        """``async with`` it to wait for room on *url*'s host (per_host_limit), then hold it:
+        a caller that waits there holds nothing else meanwhile, so one host's backlog never
+        keeps another host's requests waiting. Pass ``turn_held=True`` to get() inside it."""
+        return self._hosts[request_url(url).host]
 
     async def get(self, url: str, *, max_bytes: int, trusted: bool = False,
                   etag: str | None = None, last_modified: str | None = None,
@@ -300,10 +297,12 @@ class _Answer:
 
 
 def _charset(content_type: str) -> str | None:
-    """The charset parameter of a Content-Type header, as email.message reads one."""
-    message = Message()
-    message["content-type"] = content_type
-    return message.get_content_charset(failobj=None)
+    """The charset parameter of a Content-Type header, lower case, unquoted."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'").lower() or None
+    return None
 
 
 def _scheme(url: str, current: str) -> str:
