@@ -249,6 +249,45 @@ def test_a_worker_that_dies_fails_its_job_and_the_pool_is_replaced(caplog, tmp_p
     assert "worker process died; pool replaced" in caplog.text
 
 
+def test_workers_follow_a_new_number_without_losing_work(caplog):
+    """A reload's new number of workers: more are started on the next jobs, those beyond it
+    finish what they have and leave; one worker or none runs jobs in threads. Nothing fails
+    and nothing is reported dead."""
+    import asyncio
+    import os
+    import time
+    from functools import partial
+
+    from monitor.pipeline import Workers
+
+    async def run() -> None:
+        workers = Workers(2)
+        try:
+            await workers.start()
+            first = workers.pids()
+            assert len(first) == 2
+            workers.resize(3)
+            await asyncio.gather(*(workers.run(partial(time.sleep, 0.1), "nap")
+                                   for _ in range(9)))
+            assert len(workers.pids()) == 3 and first <= workers.pids()
+            naps = [asyncio.ensure_future(workers.run(partial(time.sleep, 0.3), "nap"))
+                    for _ in range(6)]
+            await asyncio.sleep(0.1)
+            workers.resize(1)  # the running naps finish in the workers that leave
+            assert await workers.run(os.getpid, "pid") == os.getpid()  # a thread of ours
+            assert await asyncio.gather(*naps) == [None] * 6
+            for _ in range(50):
+                if not workers.pids():
+                    break
+                await asyncio.sleep(0.1)
+            assert workers.pids() == set()
+        finally:
+            workers.close()
+
+    asyncio.run(run())
+    assert "died" not in caplog.text
+
+
 def test_a_pipeline_kept_across_polls_starts_its_workers_once(project, web, page_html):
     """As the service does: workers started before the first poll serve every later one."""
     import asyncio
