@@ -55,10 +55,7 @@ class ArticlesMixin(StoriesMixin):
                 cur = conn.execute(insert, [row[c] for c in cols])
                 if cur.rowcount == 1 and cur.lastrowid is not None:
                     article_id = cur.lastrowid
-                    body = cjk_body(row["title"], row["text"])
-                    if body:  # a new id has no row there (deleting an article deletes it)
-                        conn.execute("INSERT INTO articles_cjk (rowid, body) VALUES (?, ?)",
-                                     [article_id, body])
+                    self._index_cjk(article_id, row["title"], row["text"], new=True)
                     out.append((article_id, self._cluster_one(
                         article_id, row["signature"], row["title"], row["feed_url"],
                         is_short(row["text"]), cluster_since)))
@@ -187,11 +184,14 @@ class ArticlesMixin(StoriesMixin):
                 self._index_cjk(article_id, title, None)
         return len(dropped)
 
-    def _index_cjk(self, article_id: int, title: str | None, text: str | None) -> None:
-        """articles_cjk follows the article's title and text (only articles with CJK)."""
+    def _index_cjk(self, article_id: int, title: str | None, text: str | None,
+                   new: bool = False) -> None:
+        """articles_cjk follows the article's title and text (only articles with CJK). A *new*
+        id has no row there (deleting an article deletes it)."""
         body = cjk_body(title, text)
         conn = self.db.conn
-        conn.execute("DELETE FROM articles_cjk WHERE rowid = ?", [article_id])
+        if not new:
+            conn.execute("DELETE FROM articles_cjk WHERE rowid = ?", [article_id])
         if body:
             conn.execute("INSERT INTO articles_cjk (rowid, body) VALUES (?, ?)",
                          [article_id, body])
