@@ -1,8 +1,10 @@
 """The extraction workers: processes forked from a forkserver that has imported and warmed
 trafilatura, started ahead of their first job, each fed over a socket of its own by the event
 loop: a job is one write, its result one read. A worker exits with the process that owns it,
-is replaced alone when it dies (only its own jobs fail) and after WORKER_JOBS jobs. Jobs are
-pure functions (monitor.pipeline.jobs): parse a feed, extract and score a page.
+is replaced alone when it dies (only its own jobs fail) and after WORKER_JOBS jobs. Jobs
+(monitor.pipeline.jobs) are pure functions (parse a feed) or coroutines that a worker runs
+many at a time on its own event loop (fetch a page, then extract and score it), which may
+send one notice back before their result (the page is in: its request's place is free).
 
 Not concurrent.futures' ProcessPoolExecutor: its manager and queue-feeder threads, their
 wake-up pipe and the futures chained back to the loop cost this process about 0.8 ms of CPU
@@ -12,24 +14,21 @@ per job (scripts/bench_jobs.py), a fifth of all it spent per article of a cycle.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
 import pickle
-import select
-import signal
 import socket
-import struct
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
+
+from .worker import CANCEL, DONE, HEAD, NOTICE, RETIRE, RUN, SIZE, START, serve
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
@@ -41,74 +40,11 @@ T = TypeVar("T")
 WORKER_JOBS = 10_000
 QUEUED = 2  # jobs given to a worker at once: one running, the next ready when it ends
 JOIN_SECONDS = 10.0  # a closing worker's time to finish the job it is running
-_SIZE = struct.Struct("!Q")  # each message: its length, then the pickle
-
-
-def watch_parent(pid: int) -> None:
-    """In each worker: exit as soon as the process that owns it is gone, even in the middle
-    of a long job (a parent killed with -9 cannot stop its workers; its socket's end reaches a
-    worker only when it next waits for a job)."""
-    def watch() -> None:
-        try:
-            fd = os.pidfd_open(pid)
-        except (AttributeError, OSError):  # not Linux 5.3+: look every second
-            while True:
-                time.sleep(1.0)
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    os._exit(0)
-                except PermissionError:
-                    pass
-        select.select([fd], [], [])  # readable when the process has exited
-        os._exit(0)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
-
-
-def serve(sock: socket.socket, owner: int) -> None:
-    """A worker's life: run each job it is sent, in order, and send back its outcome, until
-    its socket ends (the owner closed it) or it is sent None (retired). Ctrl-C is for the
-    owner, which stops its workers itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(owner)
-    with sock, contextlib.suppress(OSError):  # a socket reset: the owner is gone
-        while (data := _receive(sock)) is not None:
-            job = pickle.loads(data)
-            if job is None:
-                return
-            try:
-                outcome: tuple[bool, object] = (True, job())
-            except Exception as exc:  # noqa: BLE001 - every failure goes back to its caller
-                outcome = (False, exc)
-            try:
-                result = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:  # noqa: BLE001 - an outcome that cannot be pickled
-                result = pickle.dumps((False, RuntimeError(
-                    f"a worker's result could not be sent back: {exc!r}"[:500])))
-            sock.sendall(_SIZE.pack(len(result)) + result)
-
-
-def _receive(sock: socket.socket) -> bytearray | None:
-    """One message, or None at the end of the socket."""
-    size = _exactly(sock, _SIZE.size)
-    return None if size is None else _exactly(sock, _SIZE.unpack(size)[0])
-
-
-def _exactly(sock: socket.socket, size: int) -> bytearray | None:
-    buf = bytearray(size)
-    view, got = memoryview(buf), 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            return None
-        got += n
-    return buf
 
 
 def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["monitor.pipeline.workers", "monitor.pipeline.jobs",
+    ctx.set_forkserver_preload(["monitor.pipeline.worker", "monitor.pipeline.jobs",
                                "monitor.preload"])
     return ctx
 
@@ -119,11 +55,18 @@ class _Worker:
     sock: socket.socket
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    waiting: deque[tuple[asyncio.Future[Any], str]] = field(default_factory=deque)
+    waiting: dict[int, _Job] = field(default_factory=dict)  # by number
     jobs: int = 0  # sent to it so far
-    retiring: bool = False  # sent None: it ends after the jobs it has
+    retiring: bool = False  # told to end after the jobs it has
     reading: asyncio.Task[None] | None = None
     stopped: bool = False
+
+
+@dataclass(eq=False)
+class _Job:
+    done: asyncio.Future[Any]
+    what: str
+    notice: Callable[[], None] | None = None
 
 
 class Workers:
@@ -136,6 +79,7 @@ class Workers:
         self._starting: asyncio.Task[None] | None = None
         self._room = asyncio.Semaphore(QUEUED * self.count)
         self._closed = False
+        self._numbers = iter(range(1, 2**63))
 
     @property
     def in_threads(self) -> bool:
@@ -172,15 +116,36 @@ class Workers:
         if self.in_threads:
             return await asyncio.to_thread(job)
         async with self._room:
-            worker = await self._worker()
-            data = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
-            done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-            worker.waiting.append((done, what))
-            worker.jobs += 1
-            worker.writer.write(_SIZE.pack(len(data)) + data)
-            if worker.jobs >= WORKER_JOBS:
-                self._retire(worker)
+            result: T = await self._send(await self._worker(), RUN, job, what)
+        return result
+
+    async def start_job(self, job: Callable[[Callable[[], None]], Awaitable[T]], what: str,
+                        notice: Callable[[], None] | None = None) -> T:
+        """Run a coroutine in a worker beside its others: ``job(notify)`` is awaited there,
+        and *notice* is called here when it calls notify(). The caller bounds how many run at
+        once. Cancelling the caller cancels the coroutine. Workers only, not threads."""
+        assert not self.in_threads
+        result: T = await self._send(await self._worker(), START, job, what, notice)
+        return result
+
+    async def _send(self, worker: _Worker, kind: int, job: object, what: str,
+                    notice: Callable[[], None] | None = None) -> Any:
+        data = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+        number = next(self._numbers)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        worker.waiting[number] = _Job(done, what, notice)
+        worker.jobs += 1
+        worker.writer.write(SIZE.pack(HEAD.size + len(data)) + HEAD.pack(number, kind)
+                            + data)
+        if worker.jobs >= WORKER_JOBS:
+            self._retire(worker)
+        try:
             return await done
+        except asyncio.CancelledError:  # its caller gave up on it (a poll's deadline)
+            if worker.waiting.pop(number, None) is not None and kind == START \
+                    and not worker.stopped:
+                worker.writer.write(SIZE.pack(HEAD.size) + HEAD.pack(number, CANCEL))
+            raise
 
     def _serving(self) -> list[_Worker]:
         return [w for w in self._live if not w.retiring]
@@ -234,24 +199,30 @@ class Workers:
             self._retire(worker)
 
     async def _read(self, worker: _Worker) -> None:
-        """Hand each outcome to its job's caller, in the order the jobs were sent."""
+        """Hand each outcome to its job's caller, and each notice to its job's."""
         try:
             while True:
-                size = _SIZE.unpack(await worker.reader.readexactly(_SIZE.size))[0]
+                size = SIZE.unpack(await worker.reader.readexactly(SIZE.size))[0]
                 data = await worker.reader.readexactly(size)
-                done, what = worker.waiting.popleft()
-                if done.cancelled():  # its caller gave up on it (a poll's deadline)
+                number, kind = HEAD.unpack_from(data)
+                job = worker.waiting.get(number) if kind == NOTICE \
+                    else worker.waiting.pop(number, None)
+                if job is None:  # its caller gave up on it
+                    continue
+                if kind == NOTICE:
+                    if job.notice is not None:
+                        job.notice()
                     continue
                 try:
-                    ok, value = pickle.loads(data)
+                    value = pickle.loads(memoryview(data)[HEAD.size:])
                 except Exception as exc:  # noqa: BLE001 - e.g. an exception class that
-                    done.set_exception(RuntimeError(  # does not rebuild from its args
-                        f"{what}: a worker's result could not be read: {exc!r}"[:500]))
+                    job.done.set_exception(RuntimeError(  # does not rebuild from its args
+                        f"{job.what}: a worker's result could not be read: {exc!r}"[:500]))
                     continue
-                if ok:
-                    done.set_result(value)
+                if kind == DONE:
+                    job.done.set_result(value)
                 else:
-                    done.set_exception(value)
+                    job.done.set_exception(value)
         except (asyncio.IncompleteReadError, ConnectionError):
             self._gone(worker)  # the worker ended: retired, closed, or dead
         except asyncio.CancelledError:  # the loop is ending without close()
@@ -264,18 +235,17 @@ class Workers:
         _stop([worker], wait=False)
         if quiet or self._closed or (worker.retiring and not worker.waiting):
             return
-        what = worker.waiting[0][1] if worker.waiting else "waiting for a job"
-        log.error("worker process died; pool replaced", extra={"outcome": what})
-        while worker.waiting:
-            done, what = worker.waiting.popleft()
-            if not done.done():
-                done.set_exception(BrokenProcessPool(f"{what}: the worker process died"))
+        jobs, worker.waiting = list(worker.waiting.values()), {}
+        log.error("worker process died; pool replaced", extra={
+            "outcome": jobs[0].what if jobs else "waiting for a job"})
+        for job in jobs:
+            if not job.done.done():
+                job.done.set_exception(BrokenProcessPool(f"{job.what}: the worker process died"))
 
     def _retire(self, worker: _Worker) -> None:
         """No more jobs for *worker*: it ends after those it has; another is started."""
         worker.retiring = True
-        data = pickle.dumps(None)
-        worker.writer.write(_SIZE.pack(len(data)) + data)
+        worker.writer.write(SIZE.pack(HEAD.size) + HEAD.pack(0, RETIRE))
 
     def close(self) -> None:
         """Stop the workers: each finishes the job it is running (JOIN_SECONDS at most);
@@ -285,8 +255,8 @@ class Workers:
             self._starting.cancel()
         workers, self._live = self._live, []
         for worker in workers:
-            for done, _ in worker.waiting:
-                done.cancel()
+            for job in worker.waiting.values():
+                job.done.cancel()
         _stop(workers)
 
 
