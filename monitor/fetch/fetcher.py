@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -29,6 +30,7 @@ from .policy import is_global, request_url
 from .transport import Transport, as_httpx_errors
 
 log = logging.getLogger("monitor.fetch")
+T = TypeVar("T")
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
 
@@ -159,14 +161,52 @@ class Fetcher:
             async with nullcontext() if turn_held else self._hosts[host]:
                 self._check_aside(url, host)  # again: it may have been set aside meanwhile
                 async with self._global:
-                    response = await self._get(url, max_bytes, trusted, etag, last_modified,
-                                               accept)
+                    response = await self.request(url, max_bytes=max_bytes, trusted=trusted,
+                                                  etag=etag, last_modified=last_modified,
+                                                  accept=accept)
         except FetchError as exc:
-            if exc.unreachable and not isinstance(exc, SetAside):
-                self._strike(host, exc)
+            self._failed(host, exc)
             raise
         self._strikes.pop(host, None)
         return response
+
+    async def lend(self, url: str, turn: asyncio.Semaphore,
+                   request: Callable[[Callable[[], None]], Awaitable[T]]) -> T:
+        """A GET of *url* made elsewhere (a worker process) under this fetcher's limits and
+        its record of hosts: the caller holds *turn*, url's turn(), and hands it over.
+        ``request(fetched)`` is awaited in a place of the global limit; it calls fetched()
+        once the response is in, which gives back the turn and that place (the rest of its
+        work, extraction, holds neither). A FetchError it raises counts against the host."""
+        host = request_url(url).host
+        gate, held = self._global, [turn]
+
+        def fetched() -> None:
+            while held:
+                held.pop().release()
+            self._strikes.pop(host, None)
+
+        try:
+            self._check_aside(url, host)
+            await gate.acquire()
+            held.append(gate)
+            return await request(fetched)
+        except FetchError as exc:
+            self._failed(host, exc)
+            raise
+        finally:
+            while held:
+                held.pop().release()
+
+    async def request(self, url: str, *, max_bytes: int, trusted: bool = False,
+                      etag: str | None = None, last_modified: str | None = None,
+                      accept: str = "*/*") -> Response:
+        """get() without the limits and without the record of hosts: for a process to which
+        another lends its turns (lend())."""
+        return await self._get(url, max_bytes, trusted, etag, last_modified, accept)
+
+    def _failed(self, host: str, exc: FetchError) -> None:
+        if exc.unreachable and not isinstance(exc, SetAside):
+            self._strike(host, exc)
 
     def _check_aside(self, url: str, host: str) -> None:
         aside = self._aside.get(host)

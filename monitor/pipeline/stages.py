@@ -20,9 +20,9 @@ from ..feeds import parse_feed
 from ..fetch import Fetcher, Response
 from ..models import Article, Entry, Page, ParsedFeed
 from ..scoring import Rules, score
-from ..scoring.rules import RulesMissing
+from ..scoring.rules import RulesKey, RulesMissing
 from ..store import Store
-from .jobs import article_title, extract_job
+from .jobs import PageFetch, article_title, extract_job, page_job
 from .workers import Workers
 
 log = logging.getLogger("monitor.pipeline")
@@ -49,6 +49,7 @@ class Stages:
         self._reader = self._reads.submit(Store, database).result()
         self.clock = clock or partial(datetime.now, UTC)
         self.fetcher = fetcher
+        self._page_fetch: PageFetch | None = None  # how a worker fetches pages, made once
         self.workers = Workers(settings.extract_workers)
         # Backpressure: fetching outruns extraction, and every fetched page waits in memory
         # for a worker. A slot covers a page from its fetch to the end of its extraction, so
@@ -70,6 +71,7 @@ class Stages:
         its queued jobs first)."""
         old, self.settings, self.rules = self.settings, settings, rules
         self.fetcher.reconfigure(settings)
+        self._page_fetch = None
         resized = self.workers.resize(settings.extract_workers)
         if resized or old.concurrency != settings.concurrency:
             self._slots(settings)
@@ -127,7 +129,40 @@ class Stages:
     async def _extract(self, url: str, entry: Entry | None = None) -> Page:
         """Fetch and extract one page. It waits for its host's turn first and only then for a
         page slot, so the slots (and behind them the workers) are spent on hosts that have
-        room: one site's hundred pages wait in that site's queue, not in everyone's."""
+        room: one site's hundred pages wait in that site's queue, not in everyone's.
+
+        With worker processes, a worker fetches the page too, under the turn and the place
+        in the limits that this process lends it: this process, which only coordinates,
+        then never touches the page's bytes (their HTTP was most of its CPU per article)."""
+        if self.workers.in_threads:
+            return await self._extract_here(url, entry)
+        rules = self.rules  # the ones this page started with, even if a reload comes
+        try:  # a worker is sent the rules once, not with every page
+            return await self._in_worker(url, entry, rules.key)
+        except RulesMissing:
+            return await self._in_worker(url, entry, rules)
+
+    async def _in_worker(self, url: str, entry: Entry | None,
+                         rules: Rules | RulesKey) -> Page:
+        slots, turn = self._page_slots, self.fetcher.turn(url)
+        await turn.acquire()
+        try:
+            await slots.acquire()
+        except BaseException:
+            turn.release()
+            raise
+        if self._page_fetch is None:
+            self._page_fetch = PageFetch.of(self.settings, PAGE_ACCEPT, self.fetcher.allow_private)
+        job = partial(page_job, url, self._page_fetch, self.settings.extract_fast, rules, entry)
+        try:  # the slot is held until the text is out, the turn until the page is in
+            return await self.fetcher.lend(url, turn, partial(self.workers.start_job, job, url))
+        except BrokenProcessPool:
+            raise ExtractError(url, "the worker process died on this page") from None
+        finally:
+            slots.release()
+
+    async def _extract_here(self, url: str, entry: Entry | None) -> Page:
+        """Fetched here, extracted in a thread (no worker processes)."""
         slots = self._page_slots  # the one released below, even if a reload replaces it
         async with self.fetcher.turn(url):
             await slots.acquire()
@@ -142,14 +177,7 @@ class Stages:
         job = partial(extract_job, response.content, response.url, response.content_type,
                       response.charset, self.settings.extract_fast)
         try:  # the slot is held until the text is out: fetched pages wait in memory
-            if self.workers.in_threads:  # in a thread: the rules themselves
-                return await self.workers.run(partial(job, rules, entry), url)
-            try:  # a worker is sent the rules once, not with every page
-                return await self.workers.run(partial(job, rules.key, entry), url)
-            except RulesMissing:
-                return await self.workers.run(partial(job, rules, entry), url)
-        except BrokenProcessPool:
-            raise ExtractError(url, "the worker process died on this page") from None
+            return await self.workers.run(partial(job, rules, entry), url)
         finally:
             slots.release()
 
