@@ -166,8 +166,10 @@ def test_address_policy_ranges(address, public):
     assert is_global(address) is public
 
 
-def test_links_from_feed_content_may_not_reach_private_addresses(project, web, page_html):
-    project.settings(allow_private_addresses=False, extract_workers=1)
+@pytest.mark.parametrize("workers", [1, 2], ids=["threads", "processes"])
+def test_links_from_feed_content_may_not_reach_private_addresses(project, web, page_html,
+                                                                 workers):
+    project.settings(allow_private_addresses=False, extract_workers=workers)
     port = web.base.rsplit(":", 1)[1]
     web.send("/feed.xml", rss([item(1, web.base), item(2, f"http://localhost:{port}")]),
              ctype="application/rss+xml")  # the feed itself is trusted: it is in feeds.yaml
@@ -549,3 +551,29 @@ def test_a_job_that_raises_is_logged_once_and_the_service_goes_on(project, web, 
     assert text.count("poll raised") == 1
     assert q(project, "SELECT count(*) FROM articles") == [(1,)]  # the next poll happened
     assert text.count("digest job raised") >= 2  # and the digest job keeps being run
+
+
+def test_pages_fetched_in_worker_processes_keep_the_deadline_caps_and_retries(project, web,
+                                                                              page_html):
+    """Worker processes fetch their pages themselves: the request deadline, the size cap, an
+    HTTP error and a passing failure end as they do when this process fetches them."""
+    project.settings(allow_private_addresses=True, extract_workers=2, request_deadline=2,
+                     read_timeout=10, set_aside_after=0, max_page_bytes=100_000)
+    web.send("/page/1", page_html("Story 1", STORY))
+    web.send("/page/2", page_html("Story 2", STORY), delay=20)  # never in time
+    web.send("/page/3", "<p>" + "x" * 300_000 + "</p>")  # over the cap
+    web.send("/page/4", "gone", status=404)
+    web.send("/page/5", "busy", status=503, headers={"Retry-After": "120"})
+    web.send("/feed.xml", rss([item(n, web.base) for n in range(1, 6)]),
+             ctype="application/rss+xml")
+    project.feeds([("F", web.url("/feed.xml"))])
+    started = time.monotonic()
+    assert "5 new articles" in project.run("poll", "--once").output
+    assert time.monotonic() - started < 15  # the 20-s page ended at its own 2-s deadline
+    rows = {url.rsplit("/", 1)[1]: (text, error, retry) for url, text, error, retry in q(
+        project, "SELECT url, text, extract_error, retry_at FROM articles")}
+    assert "Monday" in rows["1"][0] and rows["1"][1] is None
+    assert rows["2"][1] == "timed out after 2s" and rows["2"][2]  # kept for a retry
+    assert rows["3"][1].startswith("body of ") or "cap" in rows["3"][1]
+    assert rows["4"][1] == "HTTP 404" and rows["4"][2] is None  # not worth a retry
+    assert rows["5"][1] == "HTTP 503" and rows["5"][2]

@@ -407,3 +407,45 @@ def test_a_worker_is_sent_the_rules_once_then_named():
         changed = replace(rules, version="reloaded")  # new rules are asked for again
         with pytest.raises(RulesMissing):
             one.submit(partial(job, changed.key, entry)).result()
+
+
+def test_a_worker_fetches_a_page_and_reports_it_in_before_its_result(web, page_html):
+    """A page's whole job in a worker process: notice once the page is in (its turn is free
+    then), then the page extracted; a caller that gives up cancels the job in the worker."""
+    import asyncio
+    from functools import partial
+
+    from monitor.config import Settings
+    from monitor.pipeline import Workers
+    from monitor.pipeline.jobs import PageFetch, page_job
+
+    web.send("/page/1", page_html("Story 1", STORY))
+    how = PageFetch.of(Settings(), "text/html", allow_private=True)
+
+    async def run() -> list[str]:
+        seen: list[str] = []
+        workers = Workers(2)
+        try:
+            await workers.start()
+            page = await workers.start_job(partial(page_job, web.url("/page/1"), how, False,
+                                                   None, None), "page 1",
+                                           lambda: seen.append("in"))
+            seen.append(page.title or "")
+            # a job that would run for a minute, given up on: cancelled there too, so the
+            # worker that has it retires at once rather than after the minute
+            sleeping = asyncio.ensure_future(workers.start_job(partial(asyncio.sleep, 60),
+                                                               "nap"))
+            await asyncio.sleep(0.3)
+            sleeping.cancel()
+            await asyncio.sleep(0.1)
+            workers.resize(1)
+            for _ in range(50):
+                if not workers.pids():
+                    break
+                await asyncio.sleep(0.1)
+            seen.append(f"{len(workers.pids())} left")
+        finally:
+            workers.close()
+        return seen
+
+    assert asyncio.run(run()) == ["in", "Story 1", "0 left"]
