@@ -25,7 +25,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,11 +33,16 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# every process started from here (the workers fetch pages too) resolves names without a
+# network: scripts/offline/offline_resolver.py, imported here and by each child at its start
+_OFFLINE = Path(__file__).resolve().parent / "offline"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(_OFFLINE), os.environ.get("PYTHONPATH")) if p)
+sys.path.insert(0, str(_OFFLINE))
+import offline_resolver  # noqa: E402, F401
 from loopweb import LoopWeb, find_pages, read_page  # noqa: E402
 
 from monitor.config import FeedConfig, Paths, Settings  # noqa: E402
@@ -357,44 +361,30 @@ def shape_dead(args: argparse.Namespace, pages: list[Path]) -> str:
 
 
 def shape_dns(args: argparse.Namespace, pages: list[Path]) -> str:
-    """The real feed captures, whose links name hosts that do not resolve here. Lookups are
-    answered in this process, never by a resolver: each fails after 0.2 s, at most 6 at once
-    (asyncio's default executor on 2 cores), as a resolver without a network does."""
+    """The real feed captures, whose links name hosts that do not resolve here: each lookup
+    fails after 0.2 s, in whichever process makes it (scripts/offline/sitecustomize.py)."""
     files = sorted(p for p in args.captures.glob("*") if p.is_file())
     if not files:
         return f"links that do not resolve: skipped (no captures in {args.captures})"
     web = LoopWeb(pages, 0, 0, args.latency, hosts=8, files=files)
-    original = asyncio.BaseEventLoop.getaddrinfo
-    resolver: dict[str, Any] = {"lookups": 0}
-
-    async def without_network(loop, host, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if str(host).startswith("127."):
-            return await original(loop, host, *a, **k)
-        async with resolver["threads"]:
-            resolver["lookups"] += 1
-            await asyncio.sleep(0.2)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     async def run(monitor: Monitor) -> tuple[float, CycleSummary]:
-        resolver["threads"] = asyncio.Semaphore(6)
         async with monitor.pipeline() as pipeline:
             await pipeline.start()
             started = time.perf_counter()
             summary = await monitor.poll_async(pipeline=pipeline)
             return time.perf_counter() - started, summary
 
-    asyncio.BaseEventLoop.getaddrinfo = without_network  # type: ignore[method-assign]
     try:
         with bench_monitor(web.files, 16, args.per_host, args.fast) as monitor:
             wall, summary = asyncio.run(run(monitor))
             stored = monitor.article_count()
             waiting = monitor.pages_waiting()
     finally:
-        asyncio.BaseEventLoop.getaddrinfo = original  # type: ignore[method-assign]
         web.close()
     return (f"links that do not resolve ({len(files)} real captures): one cycle in {wall:.1f}s "
             f"(target under 90s), {stored} articles stored, {waiting} pages waiting for a "
-            f"retry, {resolver['lookups']} failed lookups; {summary.line()}")
+            f"retry; {summary.line()}")
 
 
 def main() -> int:
