@@ -1,4 +1,4 @@
-"""The extraction workers' side of the process pool.
+"""What the workers share, warmed once in their forkserver.
 
 The pool's forkserver imports this module once, so what it loads and warms here is shared,
 copy-on-write, by every worker forked from it instead of being built again in each: trafilatura
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .extract import extract_page
 
-log = logging.getLogger("monitor.worker")
+log = logging.getLogger("monitor.warmup")
 SAMPLES = Path(__file__).parent / "demo" / "pages"
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 MMAP_THRESHOLD = 1 << 20
