@@ -449,3 +449,40 @@ def test_a_worker_fetches_a_page_and_reports_it_in_before_its_result(web, page_h
         return seen
 
     assert asyncio.run(run()) == ["in", "Story 1", "0 left"]
+
+
+def test_a_reload_gives_a_workers_page_fetches_new_settings_and_closes_the_old(web, page_html):
+    """page_job as a worker runs it: a new User-Agent (a reload) is sent from the next page
+    on, and the fetcher of the old settings is closed once its requests have ended."""
+    import asyncio
+
+    from monitor.config import Settings
+    from monitor.pipeline import jobs
+
+    agents: list[str] = []
+
+    def page(h):
+        agents.append(h.headers["User-Agent"])
+        body = page_html("Story 1", STORY).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    web.routes["/page/1"] = page
+    old, new = (jobs.PageFetch.of(Settings(user_agent=agent), "text/html", allow_private=True)
+                for agent in ("monitor-test/1", "monitor-test/2"))
+
+    async def run() -> list[str | None]:
+        titles = []
+        for how in (old, old, new):
+            got = await jobs.page_job(web.url("/page/1"), how, False, None, None, lambda: None)
+            titles.append(got.title)
+        await asyncio.gather(*jobs._CLOSING)
+        assert list(jobs._FETCHERS) == [new]
+        await jobs._FETCHERS.pop(new).__aexit__(None, None, None)
+        return titles
+
+    assert asyncio.run(run()) == ["Story 1"] * 3
+    assert agents == ["monitor-test/1", "monitor-test/1", "monitor-test/2"]

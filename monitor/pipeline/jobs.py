@@ -3,6 +3,8 @@ and a page's whole job, its fetch included, under the turns its owner lends."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -61,7 +63,11 @@ class PageFetch:
                    settings.max_redirects)
 
 
-_FETCHERS: dict[PageFetch, Fetcher] = {}  # a worker's, kept for its connections
+# A worker's fetchers, kept for their connections, the newest last; a reload's new settings
+# make a new one, and the old ones are closed once their requests have ended.
+_FETCHERS: dict[PageFetch, Fetcher] = {}
+_REQUESTS: Counter[PageFetch] = Counter()  # in flight on each
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 async def page_job(url: str, how: PageFetch, fast: bool, rules: Rules | RulesKey | None,
@@ -78,8 +84,23 @@ async def page_job(url: str, how: PageFetch, fast: bool, rules: Rules | RulesKey
             user_agent=how.user_agent, connect_timeout=how.connect_timeout,
             read_timeout=how.read_timeout, request_deadline=how.request_deadline,
             max_redirects=how.max_redirects), allow_private=how.allow_private)
-    response = await fetcher.request(url, max_bytes=how.max_bytes, accept=how.accept)
+    _REQUESTS[how] += 1
+    try:
+        response = await fetcher.request(url, max_bytes=how.max_bytes, accept=how.accept)
+    finally:
+        _REQUESTS[how] -= 1
+        if len(_FETCHERS) > 1:
+            _close_old()
     fetched()
     return await in_work_thread(partial(  # its loop stays free for the other fetches
         extract_job, response.content, response.url, response.content_type, response.charset,
         fast, rules, entry))
+
+
+def _close_old() -> None:
+    newest = next(reversed(_FETCHERS))
+    for how in [h for h in _FETCHERS if h != newest and not _REQUESTS[h]]:
+        del _REQUESTS[how]
+        task = asyncio.ensure_future(_FETCHERS.pop(how).__aexit__(None, None, None))
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
