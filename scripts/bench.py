@@ -329,8 +329,8 @@ def shape_big(args: argparse.Namespace, pages: list[Path]) -> str:
     return (f"few big feeds ({feeds} x {items} pages, one host each, per-host limit "
             f"{args.per_host}): {stored} articles in {wall:.1f}s = {rate:.1f}/s against a "
             f"ceiling of {roof:.1f} pages/s ({before:.1f} before, {after:.1f} after): ratio "
-            f"{rate / roof:.2f}; the main process {main_cpu / max(stored, 1) * 1000:.1f} ms of "
-            f"CPU per article ({main_cpu:.1f} s: "
+            f"{rate / roof:.2f}{unsteady(before, after)}; the main process "
+            f"{main_cpu / max(stored, 1) * 1000:.1f} ms of CPU per article ({main_cpu:.1f} s: "
             + ", ".join(f"{n} {ms:.2f}" for n, ms in sorted(per.items(), key=lambda i: -i[1])
                         if ms >= 0.01)
             + f" ms by thread); the workers {workers / max(stored, 1) * 1000:.1f} ms per "
@@ -358,6 +358,13 @@ def shape_dead(args: argparse.Namespace, pages: list[Path]) -> str:
             f"{alone:.1f}s alone, {beside:.1f}s beside 100 links that never answer (limit "
             f"1.5 x {alone:.1f} + 5 = {limit:.1f}s: {'met' if beside <= limit else 'MISSED'}); "
             f"the whole cycle {wall:.1f}s, {stored} articles; {summary.line()}")
+
+
+def unsteady(before: float, after: float) -> str:
+    """A warning when the machine's speed moved during a cycle: its ceilings on either side
+    differ by more than a tenth, and its ratio says more about the machine than the code."""
+    moved = abs(after - before) / min(before, after)
+    return f" (unsteady: the ceiling moved {moved:.0%} during the cycle)" if moved > 0.1 else ""
 
 
 def shape_dns(args: argparse.Namespace, pages: list[Path]) -> str:
@@ -453,7 +460,7 @@ def main() -> int:
             result["ratio"] = result["rate"] / result["ceiling"]
             print(f"  pipeline {result['rate']:.1f} articles/s / ceiling {result['ceiling']:.1f} "
                   f"pages/s (mean of {ceilings[-2]:.1f} before and {ceilings[-1]:.1f} after) = "
-                  f"{result['ratio']:.2f}")
+                  f"{result['ratio']:.2f}{unsteady(ceilings[-2], ceilings[-1])}")
             rounds.append(result)
     finally:
         web.close()
