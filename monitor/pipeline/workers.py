@@ -14,6 +14,7 @@ per job (scripts/bench_jobs.py), a fifth of all it spent per article of a cycle.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import multiprocessing
 import os
@@ -79,7 +80,7 @@ class Workers:
         self._starting: asyncio.Task[None] | None = None
         self._room = asyncio.Semaphore(QUEUED * self.count)
         self._closed = False
-        self._numbers = iter(range(1, 2**63))
+        self._numbers = itertools.count(1)  # each job's, for its outcome and notice
 
     @property
     def in_threads(self) -> bool:
