@@ -208,3 +208,61 @@ def test_every_request_carries_the_configured_user_agent(project, web, page_html
     project.settings(allow_private_addresses=True, extract_workers=1)
     project.run("feeds", "check", web.url("/f.xml"))
     assert web.agents["/f.xml"][-1].startswith("monitor/")  # the default names us
+
+
+def test_a_lent_turn_comes_back_when_the_page_is_in_and_failures_count_against_the_host():
+    """Fetcher.lend, as the pipeline uses it for a worker's page: the host's turn and the
+    place in the global limit are free as soon as fetched() is called (extraction holds
+    neither), each is given back once, and the borrower's unreachable failures set the host
+    aside as the fetcher's own would."""
+    from monitor.errors import FetchError, SetAside
+
+    url = "http://site.test/page"
+
+    async def run() -> list[str]:
+        seen: list[str] = []
+        fetcher = Fetcher(Settings(per_host_limit=1, concurrency=1, set_aside_after=2))
+        turn = fetcher.turn(url)
+
+        async def other(fetched) -> str:  # called only once it has the global place
+            seen.append("global free")
+            return ""
+
+        async def page(fetched) -> str:
+            fetched()  # the page is in: another request may start while this one extracts
+            await asyncio.wait_for(turn.acquire(), 1)  # the host's turn is free
+            seen.append("turn free")
+            turn.release()
+            other_turn = fetcher.turn("http://other.test/")
+            await other_turn.acquire()
+            await asyncio.wait_for(fetcher.lend("http://other.test/", other_turn, other), 1)
+            fetched()  # a second call gives back nothing more
+            return "extracted"
+
+        await turn.acquire()
+        seen.append(await fetcher.lend(url, turn, page))
+        # each given back exactly once: the turn (limit 1) can be taken once, not twice
+        await turn.acquire()
+        seen.append("taken" if turn.locked() else "given back twice")
+        turn.release()
+
+        async def unreachable(fetched) -> str:
+            raise FetchError(url, "timed out after 2s", unreachable=True)
+
+        for _ in range(2):
+            await turn.acquire()
+            try:
+                await fetcher.lend(url, turn, unreachable)
+            except FetchError as exc:
+                seen.append(exc.reason)
+        await turn.acquire()
+        try:
+            await fetcher.lend(url, turn, page)
+        except SetAside:
+            seen.append("set aside")
+        seen.append("turn back" if not turn.locked() else "turn kept")
+        return seen
+
+    assert asyncio.run(run()) == ["turn free", "global free", "extracted", "taken",
+                                  "timed out after 2s", "timed out after 2s", "set aside",
+                                  "turn back"]
